@@ -1,0 +1,128 @@
+"""Trajectories of every KL schedule, the adaptive controller, parsing and the callback."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tfp_dgbn.fit.callbacks import KLAnnealing
+from tfp_dgbn.fit.schedules import SCHEDULES, Adaptive, Cyclical, LinearWarmup, Step, from_spec
+
+
+def test_constant():
+    s = from_spec("constant:weight=0.3")
+    assert [s(t) for t in (0, 5, 100)] == [0.3, 0.3, 0.3]
+
+
+def test_linear_warmup_trajectory():
+    s = LinearWarmup(start=0.0, end=1.0, epochs=10, delay=2)
+    np.testing.assert_allclose([s(t) for t in (0, 2, 4.5, 7, 12, 50)], [0, 0, 0.25, 0.5, 1, 1])
+
+
+def test_step_factor_switch_trajectory():
+    s = Step(w0=0.01, w1=1.0, epoch=3)
+    assert [s(t) for t in (0, 2, 2.99, 3, 10)] == [0.01, 0.01, 0.01, 1.0, 1.0]
+
+
+def test_cyclical_trajectory_fu_2019():
+    s = Cyclical(max=1.0, period=4, ratio=0.5)
+    np.testing.assert_allclose([s(t) for t in (0, 1, 2, 3, 4, 5, 7.5)], [0, 0.5, 1, 1, 0, 0.5, 1])
+
+
+def _plant(w):
+    # Stand-in for training: the equilibrium unweighted KL falls as the weight rises.
+    return 2.0 / (1.0 + 4.0 * w)
+
+
+def test_adaptive_reaches_set_point_on_a_plant():
+    target = 0.8  # reached at w = 0.375
+    s = Adaptive(target=target, quantity="kl_raw", initial=0.0, gain=0.2, max_step=0.05)
+    trace = []
+    for epoch in range(200):
+        w = s(epoch)
+        s.observe({"kl_raw": _plant(w), "nll": 1.0})
+        trace.append(w)
+    assert trace[0] == 0.0
+    assert np.max(np.abs(np.diff(trace))) <= 0.05 + 1e-12  # bounded step
+    assert _plant(trace[-1]) == pytest.approx(target, rel=1e-3)
+    assert trace[-1] == pytest.approx(0.375, rel=1e-2)
+
+
+def test_adaptive_stays_within_bounds_when_set_point_is_unreachable():
+    s = Adaptive(target=0.1, initial=0.5, gain=1.0, max_step=0.1, min=0.0, max=1.0)
+    for epoch in range(100):
+        s.observe({"kl_raw": _plant(s(epoch)), "nll": 1.0})
+    assert s(100) == 1.0  # pinned at the upper bound (plant(1) = 0.4 > 0.1)
+
+
+def test_adaptive_ratio_quantity_and_state():
+    s = Adaptive(target=0.5, quantity="kl_nll_ratio", initial=0.2, gain=0.1, max_step=1.0)
+    s.observe({"kl_raw": 2.0, "nll": -2.0})  # ratio 1.0 -> error +1 -> +0.1
+    assert s(1) == pytest.approx(0.3)
+    t = Adaptive(target=0.5, quantity="kl_nll_ratio")
+    t.set_state(s.get_state())
+    assert t(0) == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("bogus", "unknown KL schedule 'bogus'"),
+    ("step:w0=-1", "w0"),
+    ("step:foo=1", "foo"),
+    ("linear:epochs=0", "epochs"),
+    ("adaptive:quantity=elbo", "elbo"),
+    ("constant:weight", "not key=value"),
+    ("", "empty"),
+])
+def test_bad_specs_name_the_bad_value(spec, match):
+    with pytest.raises(ValueError, match=match):
+        from_spec(spec)
+
+
+def test_spec_round_trip():
+    for name, cls in SCHEDULES.items():
+        s = cls()
+        assert from_spec(s.spec()).get_config() == s.get_config()
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(sorted(SCHEDULES)), t=st.floats(0, 1e4), kl=st.floats(0, 1e6),
+       nll=st.floats(-1e6, 1e6))
+def test_every_schedule_gives_a_finite_nonnegative_weight(name, t, kl, nll):
+    s = SCHEDULES[name]()
+    s.observe({"kl_raw": kl, "nll": nll})
+    w = s(t)
+    assert np.isfinite(w) and w >= 0
+
+
+class _FakeModel:
+    def __init__(self):
+        self.weights = []
+
+    def set_kl_weight(self, w):
+        self.weights.append(w)
+
+
+def test_callback_updates_per_epoch_and_per_batch():
+    cb = KLAnnealing(LinearWarmup(0.0, 1.0, epochs=2), update="batch")
+    cb.set_model(_FakeModel())
+    cb.set_params({"steps": 4, "epochs": 2})
+    for epoch in range(2):
+        cb.on_epoch_begin(epoch)
+        for batch in range(4):
+            cb.on_train_batch_begin(batch)
+            cb.on_train_batch_end(batch, {"kl_raw": 1.0, "nll": 1.0})
+        cb.on_epoch_end(epoch, {})
+    np.testing.assert_allclose(cb.model.weights, np.arange(8) / 8)
+    cb = KLAnnealing(Step(0.1, 1.0, epoch=1), update="epoch")
+    cb.set_model(_FakeModel())
+    cb.set_params({"steps": 4, "epochs": 3})
+    for epoch in range(3):
+        cb.on_epoch_begin(epoch)
+        cb.on_epoch_end(epoch, {})
+    assert cb.model.weights == [0.1, 1.0, 1.0]
+
+
+def test_callback_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="'sometimes'"):
+        KLAnnealing(Step(), update="sometimes")
+    with pytest.raises(TypeError, match="KLSchedule"):
+        KLAnnealing("step")

@@ -1,0 +1,121 @@
+"""KL term: weighting, scaling by N_train, seeding, and save/load of the callables."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfp_dgbn.model.heads import NormalHead
+from tfp_dgbn.model.layers import DenseFlipout, dense_flipout
+from tfp_dgbn.model.mlp import bayesian_mlp
+from tfp_dgbn.model.variational import (MeanFieldNormalPosterior, NormalPrior,
+                                        ScaledKLDivergence, inverse_softplus)
+from tfp_dgbn.tfk import keras
+
+
+def _model(n=500, kl_weight=1.0):
+    return bayesian_mlp(1, NormalHead(), n, hidden=(8, 8), seed=3, kl_weight=kl_weight,
+                        init_scale=0.05)
+
+
+def _analytic_kl(layer, which, prior_scale=1.0):
+    q = getattr(layer, f"{which}_posterior").distribution
+    mu, s = q.loc.numpy(), tf.convert_to_tensor(q.scale).numpy()
+    return np.sum(np.log(prior_scale / s) + (s ** 2 + mu ** 2) / (2 * prior_scale ** 2) - 0.5)
+
+
+def test_model_losses_are_weighted_kl_over_n_train():
+    n, w = 500, 0.37
+    model = _model(n, kl_weight=w)
+    model(np.zeros((4, 1), "float32"))
+    expected = sum(_analytic_kl(l, k) for l in model.layers if isinstance(l, DenseFlipout)
+                   for k in ("kernel", "bias")) / n
+    assert sum(float(v) for v in model.losses) == pytest.approx(w * expected, rel=1e-5)
+    assert float(model.kl_raw()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_one_kl_weight_variable_shared_by_all_layers():
+    model = _model()
+    fns = [fn for fn, _, _ in model._divergences()]
+    assert len(fns) == 6 and all(fn.kl_weight is model.kl_weight for fn in fns)
+    model.set_kl_weight(0.0)
+    model(np.zeros((2, 1), "float32"))
+    assert sum(float(v) for v in model.losses) == 0.0
+    assert float(model.kl_raw()) > 0  # the unweighted term is still reported
+    assert [v.name for v in model.non_trainable_variables if "kl_weight" in v.name] == ["kl_weight:0"]
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, "x", True])
+def test_bad_n_train_is_rejected_with_its_value(bad):
+    with pytest.raises(ValueError, match="N_train"):
+        ScaledKLDivergence(bad)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
+def test_negative_or_nonfinite_kl_weight_is_rejected(bad):
+    model = _model()
+    with pytest.raises(ValueError, match="kl_weight"):
+        model.set_kl_weight(bad)
+    assert float(model.kl_weight) == 1.0  # unchanged
+
+
+def test_same_shaped_layers_start_different():
+    # TFP's shared unseeded default initializer made these identical.
+    a = dense_flipout(8, 100, seed=1)
+    b = dense_flipout(8, 100, seed=11)
+    x = tf.zeros((1, 8))
+    a(x), b(x)
+    assert not np.allclose(a.kernel_posterior.distribution.loc.numpy(),
+                           b.kernel_posterior.distribution.loc.numpy())
+    c = dense_flipout(8, 100, seed=1)
+    c(x)
+    np.testing.assert_array_equal(a.kernel_posterior.distribution.loc.numpy(),
+                                  c.kernel_posterior.distribution.loc.numpy())
+
+
+def test_initial_posterior_scale_is_as_configured():
+    layer = dense_flipout(4, 100, seed=0, init_scale=0.02)
+    layer(tf.zeros((1, 3)))
+    scale = tf.convert_to_tensor(layer.kernel_posterior.distribution.scale).numpy()
+    np.testing.assert_allclose(scale, 0.02, rtol=1e-4)
+    assert inverse_softplus(0.02) == pytest.approx(np.log(np.expm1(0.02)))
+
+
+def test_callables_round_trip_through_keras_serialization():
+    for obj in (NormalPrior(0.5), MeanFieldNormalPosterior(0.01, "zeros", 7), ScaledKLDivergence(123)):
+        again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(obj))
+        assert type(again) is type(obj) and again.get_config() == obj.get_config()
+
+
+def test_model_save_load_round_trip_keeps_weights_kl_weight_and_resumes(tmp_path):
+    n = 300
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (n, 1)).astype("float32")
+    y = (x[:, 0] + 0.1 * rng.standard_normal(n)).astype("float32")
+    model = _model(n, kl_weight=0.25)
+    model.compile(keras.optimizers.Adam(1e-2))
+    model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    again = keras.models.load_model(path)
+    assert float(again.kl_weight) == 0.25
+    for a, b in zip(model.weights, again.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert float(again.kl_raw()) == pytest.approx(float(model.kl_raw()), rel=1e-6)
+    # Every reloaded layer's KL term is bound to the reloaded model's variable.
+    assert all(fn.kl_weight is again.kl_weight for fn, _, _ in again._divergences())
+    history = again.fit(x, y, epochs=1, batch_size=64, verbose=0).history  # training resumes
+    assert history["kl_weight"][0] == pytest.approx(0.25)
+    assert np.isfinite(history["loss"][0])
+
+
+def test_fit_logs_separate_terms_that_add_up():
+    n = 256
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (n, 1)).astype("float32")
+    y = rng.standard_normal(n).astype("float32")
+    model = _model(n, kl_weight=0.5)
+    model.compile(keras.optimizers.Adam(1e-3))
+    h = model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=n, verbose=0).history
+    for key in ("loss", "nll", "kl", "kl_raw", "kl_weight"):
+        assert key in h and "val_" + key in h
+    assert h["loss"][0] == pytest.approx(h["nll"][0] + h["kl"][0], rel=1e-5)
+    assert h["kl"][0] == pytest.approx(0.5 * h["kl_raw"][0], rel=1e-5)

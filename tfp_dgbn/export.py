@@ -1,0 +1,101 @@
+"""The SavedModel contract: an export whose output is a distribution.
+
+An export is a `tf.Module` with three signatures, for features [B, D] float32
+and ``num_samples`` S (int32 scalar):
+
+- ``predictive`` (also ``serving_default``): for S independent weight draws,
+  the named parameters of each draw's output law, [S, B, *event_shape]
+  (``loc``/``scale`` for Normal, ``log_rate`` for Poisson, ``logits``
+  [S, B, *event_shape, K] for Categorical), and the predictive ``mean``,
+  ``stddev``, ``epistemic_variance``, ``aleatoric_variance`` [B, *event_shape].
+- ``sample``: one draw of y per weight draw, [S, B, *event_shape]: samples
+  from the posterior predictive.
+
+Next to it, ``assets.extra/dgbn.json`` holds the metadata: the head
+(family and config), parameter names, feature names and training ranges,
+package version and training config. Loading reads that JSON and the
+SavedModel graph only: no pickled Python is executed.
+
+`tfp_dgbn.load` turns the ``predictive`` output back into a
+`tfp.distributions.MixtureSameFamily` (see `tfp_dgbn.predict`).
+"""
+import json
+import os
+
+import tensorflow as tf
+
+import tfp_dgbn
+from tfp_dgbn.atomic import atomic_directory
+from tfp_dgbn.predict import METADATA_FILE, predictive_moments
+
+
+class PredictiveModule(tf.Module):
+    """The exported module around a trained `BayesianModel` (see module docstring)."""
+
+    def __init__(self, model):
+        super().__init__(name="dgbn_predictive")
+        self.model = model
+        num_features = int(model.inputs[0].shape[-1])
+        spec = (tf.TensorSpec([None, num_features], tf.float32, name="features"),
+                tf.TensorSpec([], tf.int32, name="num_samples"))
+        self.predictive = tf.function(self._predictive, input_signature=spec)
+        self.sample = tf.function(self._sample, input_signature=spec)
+
+    def _checked(self, features, num_samples):
+        # Validation inside the graph, so every client of the signature gets it.
+        checks = [
+            tf.debugging.assert_all_finite(features, "features must be finite (no NaN or inf)"),
+            tf.debugging.assert_positive(num_samples, message="num_samples must be >= 1"),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.identity(features), tf.identity(num_samples)
+
+    def _named(self, features, num_samples):
+        features, num_samples = self._checked(features, num_samples)
+        return self.model.head.named_params(self.model.sample_params(features, num_samples))
+
+    def _predictive(self, features, num_samples):
+        named = self._named(features, num_samples)
+        out = dict(named)
+        out.update(predictive_moments(self.model.head, named))
+        return out
+
+    def _sample(self, features, num_samples):
+        named = self._named(features, num_samples)
+        return {"samples": tf.cast(self.model.head.from_named(named).sample(), tf.float32)}
+
+
+def export_predictive(model, path, metadata=None):
+    """Export ``model`` as a SavedModel serving its predictive distribution, atomically.
+
+    Args:
+      model: a trained `tfp_dgbn.model.bayesian_model.BayesianModel`.
+      path: target directory; replaced only once the new export is complete.
+      metadata: extra JSON-able metadata (feature names and ranges, training config).
+
+    Returns:
+      The metadata dict written beside the SavedModel.
+    """
+    module = PredictiveModule(model)
+    head = model.head
+    probe = module.predictive.get_concrete_function()
+    named = head.named_params(tf.zeros([1, 1] + list(head.event_shape) + [head.params_size]))
+    meta = {
+        "format": "tfp_dgbn.predictive/1",
+        "package_version": tfp_dgbn.__version__,
+        "family": head.family,
+        "head": head.head_config(),
+        "param_names": sorted(named),
+        "event_shape": list(head.event_shape),
+        "signatures": {"predictive": sorted(probe.structured_outputs), "sample": ["samples"]},
+        "feature_names": [f"x{i}" for i in range(int(model.inputs[0].shape[-1]))],
+    }
+    meta.update(metadata or {})
+    with atomic_directory(path) as tmp:
+        tf.saved_model.save(module, tmp, signatures={
+            "serving_default": module.predictive, "predictive": module.predictive,
+            "sample": module.sample.get_concrete_function()})
+        os.makedirs(os.path.join(tmp, os.path.dirname(METADATA_FILE)), exist_ok=True)
+        with open(os.path.join(tmp, METADATA_FILE), "w") as f:
+            json.dump(meta, f, indent=2, default=float)
+    return meta

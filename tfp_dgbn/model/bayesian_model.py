@@ -1,0 +1,145 @@
+"""`BayesianModel`: a Keras functional model trained on the per-example negative ELBO.
+
+    loss = E_q[-log p(y | x, w)]  +  kl_weight * KL(q(w) || p(w)) / N_train
+           \\_____ "nll" ______/     \\__________ "kl" (= model.losses) ___/
+
+The NLL is a one-draw Monte-Carlo estimate (Flipout), the KL is analytic.
+``kl_raw`` = KL / N_train is logged beside it so the effect of the weight
+can be read off. The model's output is a `tfp.distributions.Distribution`
+(its last layer is a `tfp_dgbn.model.heads.DistributionHead`).
+"""
+import tensorflow as tf
+
+from tfp_dgbn.model.heads import DistributionHead
+from tfp_dgbn.model.layers import _SerializableVariational
+from tfp_dgbn.model.variational import ScaledKLDivergence, check_kl_weight
+from tfp_dgbn.tfk import keras
+
+LOG_KEYS = ("loss", "nll", "kl", "kl_raw", "kl_weight")
+
+
+@keras.saving.register_keras_serializable(package="tfp_dgbn")
+class BayesianModel(keras.Model):
+    """Functional model ending in a distribution head, with one ``kl_weight`` variable.
+
+    Build it like any functional model, ``BayesianModel(inputs, outputs)``,
+    where ``outputs`` is the output of a `DistributionHead`. ``fit`` then
+    reports ``loss``, ``nll``, ``kl``, ``kl_raw`` and ``kl_weight``.
+
+    Args:
+      kl_weight: initial weight of the KL term (>= 0); a callback of
+        `tfp_dgbn.fit.callbacks` may change it during training.
+    """
+
+    # The signature matches `Functional.__init__` so Keras saves and revives
+    # the graph of layers; the weight's value is saved with the variables.
+    def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        kl_weight = kwargs.pop("kl_weight", 1.0)
+        super().__init__(inputs, outputs, name=name, trainable=trainable, **kwargs)
+        self.kl_weight = tf.Variable(
+            check_kl_weight(kl_weight), trainable=False, dtype=tf.float32, name="kl_weight")
+        for fn, _, _ in self._divergences():
+            fn.kl_weight = self.kl_weight
+        self._trackers = [keras.metrics.Mean(name) for name in LOG_KEYS]
+
+    # --- structure -------------------------------------------------------
+    @property
+    def head(self):
+        """The final `DistributionHead` layer."""
+        head = self._output_layers[-1]
+        if not isinstance(head, DistributionHead):
+            raise TypeError(f"the last layer of a BayesianModel must be a DistributionHead, got {head!r}")
+        return head
+
+    @property
+    def params_model(self):
+        """Sub-model from the inputs to the head's raw parameters [B, *event_shape, P]."""
+        # Cached outside Keras attribute tracking: it shares this model's
+        # layers, and tracking it would make it a second copy in saved files.
+        if "_params_model_cache" not in self.__dict__:
+            self.__dict__["_params_model_cache"] = keras.Model(self.inputs, self.head.input)
+        return self.__dict__["_params_model_cache"]
+
+    def _bayesian_layers(self):
+        return [m for m in self.submodules if isinstance(m, _SerializableVariational)]
+
+    def _divergences(self):
+        return [pair for layer in self._bayesian_layers() for pair in layer.divergence_fns()]
+
+    def set_kl_weight(self, value):
+        """Set the KL weight (a finite number >= 0)."""
+        self.kl_weight.assign(check_kl_weight(value))
+
+    def kl_raw(self):
+        """Unweighted KL(q || p) / N_train summed over all Bayesian layers (scalar)."""
+        terms = [fn.unweighted(q, p) for fn, q, p in self._divergences()]
+        return tf.add_n(terms) if terms else tf.constant(0.0)
+
+    def posterior_stddevs(self):
+        """Dict 'layer/kernel' -> tensor of posterior stddevs of that weight."""
+        out = {}
+        for layer in self._bayesian_layers():
+            for which in ("kernel", "bias"):
+                post = getattr(layer, f"{which}_posterior", None)
+                if post is not None and hasattr(post, "distribution"):
+                    out[f"{layer.name}/{which}"] = tf.convert_to_tensor(post.distribution.scale)
+        return out
+
+    # --- training ----------------------------------------------------------
+    @property
+    def metrics(self):
+        return list(self._trackers) + super().metrics
+
+    def _terms(self, x, y, training):
+        dist = self(x, training=training)
+        y = tf.cast(y, self.head.target_dtype)
+        nll = -tf.reduce_mean(dist.log_prob(y))
+        kl = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
+        # Read before the optimizer step, so that kl == kl_weight * kl_raw.
+        kl_raw = tf.stop_gradient(self.kl_raw())
+        return nll, kl, kl_raw
+
+    def _log(self, nll, kl, kl_raw):
+        values = {
+            "loss": nll + kl,
+            "nll": nll,
+            "kl": kl,
+            "kl_raw": kl_raw,
+            "kl_weight": tf.identity(self.kl_weight),
+        }
+        for tracker in self._trackers:
+            tracker.update_state(values[tracker.name])
+        return {t.name: t.result() for t in self._trackers}
+
+    def train_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            nll, kl, kl_raw = self._terms(x, y, training=True)
+            loss = nll + kl
+        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+        return self._log(nll, kl, kl_raw)
+
+    def test_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self._log(*self._terms(x, y, training=False))
+
+    # --- prediction ----------------------------------------------------------
+    def sample_params(self, x, num_samples):
+        """Raw head parameters for S independent weight draws, [S, B, *event_shape, P].
+
+        The draws run in one `tf.while_loop`, each a fresh model call, so each
+        draw is an independent weight sample (tiling the batch is not: Flipout
+        draws within one call share a perturbation).
+
+        Args:
+          x: features [B, D] (float32).
+          num_samples: S, a positive int or int32 scalar tensor.
+        """
+        x = tf.convert_to_tensor(x, tf.float32)
+        ta = tf.TensorArray(tf.float32, size=num_samples, element_shape=None)
+
+        def body(i, ta):
+            return i + 1, ta.write(i, self.params_model(x, training=False))
+
+        _, ta = tf.while_loop(lambda i, _: i < num_samples, body, (tf.constant(0), ta))
+        return ta.stack()

@@ -1,0 +1,49 @@
+"""Bayesian MLP of `DenseFlipout` layers ending in a distribution head."""
+import numpy as np
+
+from tfp_dgbn.model.bayesian_model import BayesianModel
+from tfp_dgbn.model.layers import dense_flipout
+from tfp_dgbn.model.variational import check_num_train
+from tfp_dgbn.tfk import keras
+
+
+def bayesian_mlp(input_dim, head, num_train, hidden=(32, 32), activation="relu", seed=0,
+                 prior_scale=1.0, init_scale=1e-3, kl_weight=1.0, feature_mean=None,
+                 feature_std=None, name="bayesian_mlp"):
+    """Build features -> DenseFlipout stack -> head, as a `BayesianModel`.
+
+    Args:
+      input_dim: number of features D.
+      head: a `DistributionHead` (fixes the event shape and the parameter count).
+      num_train: N_train, number of training examples (scales the KL term).
+      hidden: widths of the hidden layers.
+      activation: Keras activation of the hidden layers.
+      seed: base integer seed; each layer gets its own seeds from it.
+      prior_scale, init_scale: prior stddev and initial posterior stddev.
+      kl_weight: initial KL weight.
+      feature_mean, feature_std: per-feature standardisation built into the
+        model (length D), so exports take raw features.
+      name: model name.
+
+    Returns:
+      An uncompiled `BayesianModel` whose call returns a distribution with
+      batch shape [B] and the head's event shape.
+    """
+    check_num_train(num_train)
+    if int(input_dim) <= 0:
+        raise ValueError(f"input_dim must be positive, got {input_dim!r}")
+    inputs = keras.Input(shape=(int(input_dim),), name="features")
+    h = inputs
+    if feature_mean is not None:
+        h = keras.layers.Normalization(
+            mean=np.asarray(feature_mean, "float32"),
+            variance=np.square(np.asarray(feature_std, "float32")), name="standardize")(h)
+    for i, units in enumerate(hidden):
+        h = dense_flipout(units, num_train, seed=seed + 10 * i, prior_scale=prior_scale,
+                          init_scale=init_scale, activation=activation, name=f"dense_flipout_{i}")(h)
+    n_out = int(np.prod(head.event_shape, dtype=int)) * head.params_size
+    h = dense_flipout(n_out, num_train, seed=seed + 10 * len(hidden), prior_scale=prior_scale,
+                      init_scale=init_scale, name="params")(h)
+    h = keras.layers.Reshape(tuple(head.event_shape) + (head.params_size,), name="params_shape")(h)
+    outputs = head(h)
+    return BayesianModel(inputs, outputs, kl_weight=kl_weight, name=name)

@@ -1,0 +1,162 @@
+"""Named, serializable priors, posteriors and the KL term of Bayesian layers.
+
+TFP's variational layers take their prior, posterior and divergence as
+callables. TFP serialises those by function *name* (or by pickled bytecode for
+lambdas), so a model built with closures cannot be saved and reloaded
+(tensorflow/probability#128, #289, #1350). Here each callable is a small class
+registered with Keras, with a ``get_config``; the layer subclasses in
+`tfp_dgbn.model.layers` serialise them as Keras objects.
+
+This module is also the one place that defines the KL weighting:
+every Bayesian layer adds ``kl_weight * KL(q || p) / N_train`` to
+``model.losses``, so that ``mean NLL + sum(model.losses)`` is the per-example
+negative ELBO (Blundell et al., 2015, "Weight Uncertainty in Neural Networks").
+"""
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_dgbn.tfk import keras
+
+tfd = tfp.distributions
+
+_PACKAGE = "tfp_dgbn"
+
+
+def inverse_softplus(y):
+    """Return x with softplus(x) = y, for y > 0 (a float)."""
+    y = float(y)
+    if not y > 0:
+        raise ValueError(f"inverse_softplus needs y > 0, got {y!r}")
+    return float(y + np.log(-np.expm1(-y)))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class NormalPrior:
+    """Fixed isotropic prior p(w) = N(0, scale^2) over a weight tensor.
+
+    Args:
+      scale: prior standard deviation (> 0), in the units of the weights.
+    """
+
+    def __init__(self, scale=1.0):
+        if not float(scale) > 0:
+            raise ValueError(f"NormalPrior scale must be > 0, got {scale!r}")
+        self.scale = float(scale)
+
+    def __call__(self, dtype, shape, name, trainable, add_variable_fn):
+        del name, trainable, add_variable_fn  # the prior has no variables
+        dist = tfd.Normal(loc=tf.zeros(shape, dtype), scale=tf.cast(self.scale, dtype))
+        return tfd.Independent(dist, reinterpreted_batch_ndims=len(shape))
+
+    def get_config(self):
+        return {"scale": self.scale}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MeanFieldNormalPosterior:
+    """Mean-field Gaussian posterior q(w) = N(mu, softplus(rho)^2), trainable.
+
+    Each instance carries its own seed: TFP's default initializer is a single
+    unseeded ``RandomNormal`` shared by all layers, which makes same-shaped
+    layers start identical.
+
+    Args:
+      init_scale: initial posterior stddev softplus(rho) (> 0). Small values
+        let the means learn first, before weight noise is allowed to grow.
+      loc_init: "glorot" (variance scaling, for kernels) or "zeros" (biases).
+      seed: integer seed of the mean initializer.
+    """
+
+    def __init__(self, init_scale=1e-3, loc_init="glorot", seed=0):
+        if not float(init_scale) > 0:
+            raise ValueError(f"init_scale must be > 0, got {init_scale!r}")
+        if loc_init not in ("glorot", "zeros"):
+            raise ValueError(f"loc_init must be 'glorot' or 'zeros', got {loc_init!r}")
+        self.init_scale = float(init_scale)
+        self.loc_init = loc_init
+        self.seed = int(seed)
+
+    def __call__(self, dtype, shape, name, trainable, add_variable_fn):
+        if self.loc_init == "glorot":
+            loc_initializer = keras.initializers.VarianceScaling(
+                scale=1.0, mode="fan_avg", distribution="truncated_normal", seed=self.seed)
+        else:
+            loc_initializer = keras.initializers.Zeros()
+        make = tfp.layers.default_mean_field_normal_fn(
+            loc_initializer=loc_initializer,
+            untransformed_scale_initializer=keras.initializers.Constant(
+                inverse_softplus(self.init_scale)),
+        )
+        return make(dtype, shape, name, trainable, add_variable_fn)
+
+    def get_config(self):
+        return {"init_scale": self.init_scale, "loc_init": self.loc_init, "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ScaledKLDivergence:
+    """The KL term one layer adds to ``model.losses``: kl_weight * KL(q||p) / N_train.
+
+    ``kl_weight`` is the model's single non-trainable variable, bound by
+    `bind_kl_weight` when the model is built or reloaded (it is model state,
+    saved with the weights, not part of this object's config). Unbound, the
+    weight is 1 (the true ELBO).
+
+    Args:
+      num_train: number of training examples N_train (> 0); dividing by it
+        makes the loss a per-example negative ELBO.
+    """
+
+    def __init__(self, num_train):
+        check_num_train(num_train)
+        self.num_train = int(num_train)
+        self.kl_weight = None
+
+    def unweighted(self, posterior, prior):
+        """KL(q || p) / N_train, analytic (both are Normal), a scalar tensor."""
+        kl = tfd.kl_divergence(posterior, prior)
+        return tf.reduce_sum(kl) / tf.cast(self.num_train, kl.dtype)
+
+    def __call__(self, posterior, prior, posterior_tensor):
+        del posterior_tensor  # the KL is analytic, no Monte-Carlo estimate
+        raw = self.unweighted(posterior, prior)
+        if self.kl_weight is None:
+            return raw
+        return tf.cast(self.kl_weight, raw.dtype) * raw
+
+    def get_config(self):
+        return {"num_train": self.num_train}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def check_num_train(num_train):
+    """Raise ValueError unless num_train is a positive integer."""
+    try:
+        ok = not isinstance(num_train, bool) and float(num_train) == int(num_train) and int(num_train) > 0
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"N_train must be a positive integer, got {num_train!r}")
+
+
+def check_kl_weight(value):
+    """Return value as float, raising ValueError if it is negative or not finite."""
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"kl_weight must be a number, got {value!r}") from None
+    if not np.isfinite(w) or w < 0:
+        raise ValueError(f"kl_weight must be finite and >= 0, got {value!r}")
+    return w

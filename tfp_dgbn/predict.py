@@ -1,0 +1,182 @@
+"""The posterior predictive distribution, from a model in memory or an export.
+
+For S weight draws w_s ~ q(w), the posterior predictive is the equal-weight
+mixture p(y | x) ~= (1/S) sum_s p(y | x, w_s). `Predictor` builds it as a
+`tfd.MixtureSameFamily` from the named parameters of each draw, so the same
+code serves a trained `BayesianModel` and a reloaded SavedModel.
+
+Uncertainty split (law of total variance, per output element):
+  aleatoric = mean_s Var[y | w_s],  epistemic = Var_s E[y | w_s].
+"""
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_dgbn.model.heads import make_head
+from tfp_dgbn.simulate.toys import check_features
+
+tfd = tfp.distributions
+
+METADATA_FILE = os.path.join("assets.extra", "dgbn.json")
+
+
+def predictive_moments(head, named):
+    """Mean, stddev, epistemic and aleatoric variance of the mixture over axis 0 (S).
+
+    Args:
+      head: the model's `DistributionHead`.
+      named: dict of named parameters, each [S, B, ...].
+
+    Returns:
+      dict of tensors [B, *event_shape]: mean, stddev, epistemic_variance, aleatoric_variance.
+    """
+    means, variances = head.moments(named)
+    mean = tf.reduce_mean(means, axis=0)
+    epistemic = tf.reduce_mean(tf.square(means - mean), axis=0)
+    aleatoric = tf.reduce_mean(variances, axis=0)
+    return {"mean": mean, "stddev": tf.sqrt(epistemic + aleatoric),
+            "epistemic_variance": epistemic, "aleatoric_variance": aleatoric}
+
+
+def mixture(head, named):
+    """`MixtureSameFamily` over the S draws; batch [B], the head's event shape.
+
+    Args:
+      head: the `DistributionHead` that maps named parameters to a law.
+      named: dict of named parameters, each [S, B, ...].
+    """
+    # Components need batch shape [B, S]: move the draw axis after the batch axis.
+    moved = {k: tf.experimental.numpy.moveaxis(tf.convert_to_tensor(v), 0, 1) for k, v in named.items()}
+    components = head.from_named(moved)
+    num_draws = tf.shape(next(iter(moved.values())))[1]
+    batch = tf.shape(next(iter(moved.values())))[0]
+    weights = tfd.Categorical(logits=tf.zeros(tf.stack([batch, num_draws])))
+    return tfd.MixtureSameFamily(weights, components)
+
+
+class Predictor:
+    """Callable features -> posterior predictive distribution.
+
+    Args:
+      sample_named: callable(features [B, D] float32, S int) -> dict of named
+        parameters [S, B, ...].
+      head: the `DistributionHead` of the model.
+      metadata: dict (family, feature names and ranges, version, config).
+    """
+
+    def __init__(self, sample_named, head, metadata):
+        self._sample_named = sample_named
+        self.head = head
+        self.metadata = dict(metadata)
+        self.num_features = len(self.metadata.get("feature_names", [None]))
+
+    def check(self, features):
+        """Validated features as float32 [B, D] (ValueError names what is wrong)."""
+        return check_features(features, self.num_features)
+
+    def draws(self, features, num_samples=64):
+        """Named parameters of S weight draws, each [S, B, ...] (tensors)."""
+        if isinstance(num_samples, bool) or int(num_samples) != num_samples or int(num_samples) < 1:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        return self._sample_named(self.check(features), int(num_samples))
+
+    def __call__(self, features, num_samples=64):
+        """The posterior predictive `tfd.Distribution` at features [B, D]."""
+        return mixture(self.head, self.draws(features, num_samples))
+
+    def summary(self, features, num_samples=64):
+        """Predictive mean, stddev, epistemic and aleatoric variance as numpy arrays."""
+        out = predictive_moments(self.head, self.draws(features, num_samples))
+        return {k: v.numpy() for k, v in out.items()}
+
+
+def model_predictor(model, metadata=None):
+    """A `Predictor` over a `BayesianModel` in memory (draws in one tf.function)."""
+    head = model.head
+
+    @tf.function(reduce_retracing=True)
+    def sample_named(x, s):
+        return head.named_params(model.sample_params(x, s))
+
+    def call(x, s):
+        return sample_named(tf.constant(x), tf.constant(s, tf.int32))
+
+    meta = {"family": head.family, "head": head.head_config(),
+            "feature_names": [f"x{i}" for i in range(model.inputs[0].shape[-1])]}
+    meta.update(metadata or {})
+    return Predictor(call, head, meta)
+
+
+def load_metadata(path):
+    """Read the JSON metadata of an export (no code is executed)."""
+    with open(os.path.join(path, METADATA_FILE)) as f:
+        return json.load(f)
+
+
+def load_predictor(path):
+    """Load an export written by `tfp_dgbn.export.export_predictive` as a `Predictor`."""
+    if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "saved_model.pb")):
+        raise FileNotFoundError(f"no SavedModel at {path!r}")
+    metadata = load_metadata(path)
+    head = make_head(metadata["head"]["family"], **metadata["head"]["config"])
+    loaded = tf.saved_model.load(path)
+    signature = loaded.signatures["predictive"]
+    names = list(metadata["param_names"])
+
+    def call(x, s):
+        out = signature(features=tf.constant(x), num_samples=tf.constant(s, tf.int32))
+        return {k: out[k] for k in names}
+
+    predictor = Predictor(call, head, metadata)
+    predictor.saved_model = loaded  # keep the variables alive
+    return predictor
+
+
+def central_interval(dist, level=0.9, support_max=None):
+    """Central predictive interval [q_(1-level)/2, q_(1+level)/2] of a scalar-event distribution.
+
+    Continuous laws: 80-step bisection on the cdf (exact to ~1e-12 of the
+    bracket). Discrete laws (integer support): the smallest k with F(k) >= q,
+    from the pmf summed over 0..support_max, so coverage is >= ``level``.
+
+    Args:
+      dist: distribution with batch [B] and scalar events (e.g. a `Predictor` output).
+      level: interval probability in (0, 1).
+      support_max: largest count considered for discrete laws (default: mean + 20 sd + 10).
+
+    Returns:
+      (lower, upper), numpy arrays [B].
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    q = np.array([(1 - level) / 2, (1 + level) / 2])
+    mean = np.asarray(dist.mean(), "float64")
+    sd = np.asarray(dist.stddev(), "float64")
+    if dist.dtype.is_integer or _is_count(dist):
+        top = int(support_max if support_max is not None else np.max(mean + 20 * sd) + 10)
+        base = getattr(dist, "components_distribution", dist)
+        if isinstance(base, tfd.Categorical):
+            top = min(top, int(base.num_categories_tensor()) - 1)  # larger labels are invalid
+        k = np.arange(top + 1, dtype=dist.dtype.as_numpy_dtype)[:, None]
+        cdf = np.cumsum(np.exp(dist.log_prob(k).numpy().astype("float64")), axis=0)  # [K, B]
+        lo = np.argmax(cdf >= q[0] - 1e-12, axis=0)
+        hi = np.argmax(cdf >= q[1] - 1e-12, axis=0)
+        return lo.astype("float64"), hi.astype("float64")
+    bounds = []
+    for target in q:
+        a, b = mean - 40 * sd - 1, mean + 40 * sd + 1
+        for _ in range(80):
+            mid = 0.5 * (a + b)
+            below = np.asarray(dist.cdf(mid.astype("float32")), "float64") < target
+            a, b = np.where(below, mid, a), np.where(below, b, mid)
+        bounds.append(0.5 * (a + b))
+    return bounds[0], bounds[1]
+
+
+def _is_count(dist):
+    base = getattr(dist, "components_distribution", dist)
+    base = getattr(base, "distribution", base)  # through Independent
+    return isinstance(base, (tfd.Poisson, tfd.Categorical, tfd.NegativeBinomial))
