@@ -102,7 +102,7 @@ def _predict(args):
         x = np.asarray(args.features, "float64").reshape(-1, predictor.num_features)
         dist = predictor(x, args.num_samples)
         summary = predictor.summary(x, args.num_samples)
-        lo, hi = central_interval(dist, args.level) if not dist.event_shape else (None, None)
+        lo, hi = central_interval(dist, args.level) if dist.event_shape.rank == 0 else (None, None)
     except (ValueError, FileNotFoundError, KeyError) as e:
         raise UserError(str(e)) from None
     rows = []

@@ -159,7 +159,7 @@ def central_interval(dist, level=0.9, support_max=None):
         top = int(support_max if support_max is not None else np.max(mean + 20 * sd) + 10)
         base = getattr(dist, "components_distribution", dist)
         if isinstance(base, tfd.Categorical):
-            top = min(top, int(base.num_categories_tensor()) - 1)  # larger labels are invalid
+            top = min(top, int(tf.shape(base.logits_parameter())[-1]) - 1)  # larger labels are invalid
         k = np.arange(top + 1, dtype=dist.dtype.as_numpy_dtype)[:, None]
         cdf = np.cumsum(np.exp(dist.log_prob(k).numpy().astype("float64")), axis=0)  # [K, B]
         lo = np.argmax(cdf >= q[0] - 1e-12, axis=0)
