@@ -47,6 +47,7 @@ def test_fit_then_predict_from_the_command_line(tmp_path):
         saved = json.load(f)
     assert saved["config"]["kl_schedule"] == "linear:start=0,end=1,epochs=2"
     assert saved["metrics"]["final_kl_weight"] == 1.0  # epoch 2 of the warm-up
+    assert (tmp_path / "logs" / "checkpoint.keras").stat().st_size > 0
     pred = _run(["predict", "--model", str(tmp_path / "model"), "--features", "0.1", "0.5"])
     assert pred.returncode == 0, pred.stderr[-2000:]
     rows = json.loads(pred.stdout)

@@ -35,7 +35,8 @@ def _plant(w):
 
 def test_adaptive_reaches_set_point_on_a_plant():
     target = 0.8  # reached at w = 0.375
-    s = Adaptive(target=target, quantity="kl_raw", initial=0.0, gain=0.2, max_step=0.05)
+    # A static plant: the integral mode removes the steady-state error.
+    s = Adaptive(target=target, quantity="kl_raw", initial=0.0, gain=0.2, max_step=0.05, mode="integral")
     trace = []
     for epoch in range(200):
         w = s(epoch)
@@ -48,14 +49,14 @@ def test_adaptive_reaches_set_point_on_a_plant():
 
 
 def test_adaptive_stays_within_bounds_when_set_point_is_unreachable():
-    s = Adaptive(target=0.1, initial=0.5, gain=1.0, max_step=0.1, min=0.0, max=1.0)
+    s = Adaptive(target=0.1, initial=0.5, gain=1.0, max_step=0.1, min=0.0, max=1.0, mode="integral")
     for epoch in range(100):
         s.observe({"kl_raw": _plant(s(epoch)), "nll": 1.0})
     assert s(100) == 1.0  # pinned at the upper bound (plant(1) = 0.4 > 0.1)
 
 
 def test_adaptive_ratio_quantity_and_state():
-    s = Adaptive(target=0.5, quantity="kl_nll_ratio", initial=0.2, gain=0.1, max_step=1.0)
+    s = Adaptive(target=0.5, quantity="kl_nll_ratio", initial=0.2, gain=0.1, max_step=1.0, mode="integral")
     s.observe({"kl_raw": 2.0, "nll": -2.0})  # ratio 1.0 -> error +1 -> +0.1
     assert s(1) == pytest.approx(0.3)
     t = Adaptive(target=0.5, quantity="kl_nll_ratio")
@@ -69,6 +70,7 @@ def test_adaptive_ratio_quantity_and_state():
     ("step:foo=1", "foo"),
     ("linear:epochs=0", "epochs"),
     ("adaptive:quantity=elbo", "elbo"),
+    ("adaptive:mode=pid", "pid"),
     ("constant:weight", "not key=value"),
     ("", "empty"),
 ])
@@ -126,3 +128,27 @@ def test_callback_rejects_bad_arguments():
         KLAnnealing(Step(), update="sometimes")
     with pytest.raises(TypeError, match="KLSchedule"):
         KLAnnealing("step")
+
+
+def test_adaptive_proportional_mode_moves_weight_with_the_error():
+    s = Adaptive(target=1.0, initial=0.1, gain=0.5, max_step=1.0, mode="proportional")
+    s.observe({"kl_raw": 1.6, "nll": 1.0})  # e = 0.6 -> w = 0.1 + 0.3
+    assert s(1) == pytest.approx(0.4)
+    s.observe({"kl_raw": 1.0, "nll": 1.0})  # on target -> back to initial
+    assert s(2) == pytest.approx(0.1)
+
+
+@pytest.mark.slow
+def test_adaptive_reaches_its_set_point_on_the_gaussian_toy(tmp_path):
+    from tfp_dgbn.fit.run import FitConfig, run_fit
+
+    target = 1.5  # nats per example of unweighted KL; it starts near 3.8
+    r = run_fit(FitConfig(task="toy-gaussian", epochs=150, verbose=0, plot_every=1000,
+                          kl_schedule=f"adaptive:target={target},gain=1,max_step=0.05",
+                          logdir=str(tmp_path / "logs"), out=str(tmp_path / "m")))
+    kl = np.array(r.history["kl_raw"])
+    w = np.array(r.history["kl_weight"])
+    assert abs(kl[-10:].mean() - target) <= 0.05 * target  # measured: 1.524
+    assert kl.min() >= 0.98 * target  # approached from above, without overshoot
+    assert w.max() > 0.3 and w[-1] < 0.1  # the weight rose, then relaxed as the KL settled
+    assert np.all(np.abs(np.diff(w)) <= 0.05 + 1e-6)  # bounded step
