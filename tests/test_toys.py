@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tfp_dgbn.simulate.toys import ToyDiscrete, ToyGaussian, check_features, make_toy
+from tfp_dgbn.simulate.toys import ToyDiscrete, ToyGaussian, make_toy
+from tfp_dgbn.validate import check_features
 
 
 def test_gaussian_samples_follow_the_true_law():

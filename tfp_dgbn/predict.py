@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_dgbn.model.heads import make_head
-from tfp_dgbn.simulate.toys import check_features
+from tfp_dgbn.validate import check_features
 
 tfd = tfp.distributions
 

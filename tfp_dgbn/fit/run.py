@@ -7,7 +7,7 @@ import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,9 +26,6 @@ from tfp_dgbn.predict import model_predictor
 from tfp_dgbn.simulate.toys import make_toy
 from tfp_dgbn.tfk import keras
 
-# Defaults chosen on toy-gaussian (see docs/toys.md): small posterior scales
-# at start, Adam at 5e-3 with a decay, and enough epochs for the means to settle
-# before the KL shrinks the weights back toward the prior.
 TASK_DEFAULTS = {
     "toy-gaussian": {"head": "normal"},
     "toy-discrete": {"head": None},  # None: the toy's own family
@@ -38,6 +35,10 @@ TASK_DEFAULTS = {
 @dataclass
 class FitConfig:
     """Every setting of one run (passed down; nothing global).
+
+    Defaults were chosen on toy-gaussian (docs/toys.md): small posterior
+    scales at start, Adam at 5e-3 with a cosine decay, and enough epochs for
+    the means to settle while the KL returns unused weights to the prior.
 
     Attributes:
       task: "toy-gaussian" or "toy-discrete".
@@ -78,7 +79,6 @@ class FitConfig:
     plot_every: int = 50
     num_samples: int = 64
     verbose: int = 1
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         check_num_train(self.n_train)

@@ -16,21 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow_probability as tfp
 
+from tfp_dgbn.validate import check_features
+
 tfd = tfp.distributions
-
-
-def check_features(x, num_features=1, name="features"):
-    """Return x as float32 [B, D]; raise ValueError naming bad shape or non-finite values."""
-    x = np.asarray(x, dtype="float64")
-    if x.ndim == 1 and num_features == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[1] != num_features:
-        raise ValueError(f"{name} must have shape [batch, {num_features}], got {list(x.shape)}")
-    bad = np.argwhere(~np.isfinite(x))
-    if bad.size:
-        row, col = bad[0]
-        raise ValueError(f"{name} must be finite: row {row}, column {col} is {x[row, col]!r}")
-    return x.astype("float32")
 
 
 @dataclass(frozen=True)

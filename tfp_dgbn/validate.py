@@ -1,0 +1,16 @@
+"""Input checks shared by every entry point: errors name the bad value and where it is."""
+import numpy as np
+
+
+def check_features(x, num_features=1, name="features"):
+    """Return x as float32 [B, D]; raise ValueError naming bad shape or non-finite values."""
+    x = np.asarray(x, dtype="float64")
+    if x.ndim == 1 and num_features == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] != num_features:
+        raise ValueError(f"{name} must have shape [batch, {num_features}], got {list(x.shape)}")
+    bad = np.argwhere(~np.isfinite(x))
+    if bad.size:
+        row, col = bad[0]
+        raise ValueError(f"{name} must be finite: row {row}, column {col} is {x[row, col]!r}")
+    return x.astype("float32")
