@@ -119,3 +119,18 @@ def test_fit_logs_separate_terms_that_add_up():
         assert key in h and "val_" + key in h
     assert h["loss"][0] == pytest.approx(h["nll"][0] + h["kl"][0], rel=1e-5)
     assert h["kl"][0] == pytest.approx(0.5 * h["kl_raw"][0], rel=1e-5)
+
+
+def test_conv2d_flipout_round_trips_and_adds_its_kl_term():
+    from tfp_dgbn.model.layers import Conv2DFlipout, conv2d_flipout
+
+    layer = conv2d_flipout(3, 3, num_train=50, seed=4, padding="same", activation="relu")
+    x = tf.zeros((2, 8, 8, 1))
+    y = layer(x)
+    assert y.shape == (2, 8, 8, 3)
+    expected = (_analytic_kl(layer, "kernel") + _analytic_kl(layer, "bias")) / 50
+    assert sum(float(v) for v in layer.losses) == pytest.approx(expected, rel=1e-5)
+    again = Conv2DFlipout.from_config(layer.get_config())
+    assert again.get_config() == layer.get_config()
+    again(x)
+    assert [w.shape for w in again.weights] == [w.shape for w in layer.weights]
