@@ -95,13 +95,15 @@ def _predict(args):
     import numpy as np
 
     import tfp_dgbn
-    from tfp_dgbn.predict import central_interval
+    from tfp_dgbn.predict import central_interval, mixture
 
     try:
         predictor = tfp_dgbn.load(args.model)
         x = np.asarray(args.features, "float64").reshape(-1, predictor.num_features)
-        dist = predictor(x, args.num_samples)
-        summary = predictor.summary(x, args.num_samples)
+        # One set of weight draws serves both the distribution and its summary.
+        draws = predictor.draws(x, args.num_samples)
+        dist = mixture(predictor.head, draws)
+        summary = predictor.summarize(draws)
         lo, hi = central_interval(dist, args.level) if dist.event_shape.rank == 0 else (None, None)
     except (ValueError, FileNotFoundError, KeyError) as e:
         raise UserError(str(e)) from None

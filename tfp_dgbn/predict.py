@@ -89,8 +89,11 @@ class Predictor:
 
     def summary(self, features, num_samples=64):
         """Predictive mean, stddev, epistemic and aleatoric variance as numpy arrays."""
-        out = predictive_moments(self.head, self.draws(features, num_samples))
-        return {k: v.numpy() for k, v in out.items()}
+        return self.summarize(self.draws(features, num_samples))
+
+    def summarize(self, draws):
+        """`summary` of draws already taken (named parameters [S, B, ...])."""
+        return {k: v.numpy() for k, v in predictive_moments(self.head, draws).items()}
 
 
 def model_predictor(model, metadata=None):
@@ -157,9 +160,8 @@ def central_interval(dist, level=0.9, support_max=None):
     sd = np.asarray(dist.stddev(), "float64")
     if dist.dtype.is_integer or _is_count(dist):
         top = int(support_max if support_max is not None else np.max(mean + 20 * sd) + 10)
-        base = getattr(dist, "components_distribution", dist)
-        if isinstance(base, tfd.Categorical):
-            top = min(top, int(tf.shape(base.logits_parameter())[-1]) - 1)  # larger labels are invalid
+        if isinstance(_element_law(dist), tfd.Categorical):
+            top = min(top, int(tf.shape(_element_law(dist).logits_parameter())[-1]) - 1)  # larger labels are invalid
         k = np.arange(top + 1, dtype=dist.dtype.as_numpy_dtype)[:, None]
         cdf = np.cumsum(np.exp(dist.log_prob(k).numpy().astype("float64")), axis=0)  # [K, B]
         lo = np.argmax(cdf >= q[0] - 1e-12, axis=0)
@@ -176,7 +178,11 @@ def central_interval(dist, level=0.9, support_max=None):
     return bounds[0], bounds[1]
 
 
-def _is_count(dist):
+def _element_law(dist):
+    """The per-element law under a mixture and/or Independent wrapper."""
     base = getattr(dist, "components_distribution", dist)
-    base = getattr(base, "distribution", base)  # through Independent
-    return isinstance(base, (tfd.Poisson, tfd.Categorical, tfd.NegativeBinomial))
+    return getattr(base, "distribution", base)
+
+
+def _is_count(dist):
+    return isinstance(_element_law(dist), (tfd.Poisson, tfd.Categorical, tfd.NegativeBinomial))
