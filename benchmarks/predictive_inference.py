@@ -3,7 +3,7 @@
 Measures, side by side and interleaved, for the toy-gaussian Bayesian MLP with B = 256 features:
   (a) the exported `predictive` signature (S draws in one tf.while_loop),
   (b) the same model called S times eagerly from Python (`model.params_model(x)` per draw).
-Prints a table (median seconds over repeats and the ratio) and writes it to docs/benchmarks.md (replacing the previous result).
+Prints a table (median seconds over repeats and the ratio) and writes it to its section of docs/benchmarks.md.
 
 Usage: python benchmarks/predictive_inference.py [--samples 100] [--batch 256] [--repeats 7]
 """
@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfp_dgbn
+from report import DEFAULT, write_section
 from tfp_dgbn.export import export_predictive
 from tfp_dgbn.model.heads import NormalHead
 from tfp_dgbn.model.mlp import bayesian_mlp
@@ -28,7 +29,7 @@ def main(argv=None):
     p.add_argument("--samples", type=int, default=100)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "benchmarks.md"))
+    p.add_argument("--out", default=DEFAULT, help="results file (this script's section is replaced)")
     args = p.parse_args(argv)
 
     model = bayesian_mlp(1, NormalHead(), 2000, hidden=(32, 32), seed=0)
@@ -54,10 +55,6 @@ def main(argv=None):
     med = {k: float(np.median(v)) for k, v in times.items()}
     ratio = med["eager"] / med["graph"]
     rows = [
-        "# Benchmarks",
-        "",
-        "Written by `python benchmarks/predictive_inference.py`; ratios are measured side by side in one run.",
-        "",
         f"## Predictive inference, S = {args.samples} weight draws, batch {args.batch} "
         f"(toy MLP 1-32-32-2, {args.repeats} interleaved repeats, medians)",
         "",
@@ -67,14 +64,13 @@ def main(argv=None):
         f"{args.samples / med['graph']:.0f} |",
         f"| Python loop of eager model calls | {med['eager']:.4f} | {args.samples / med['eager']:.0f} |",
         "",
+        "Written by `python benchmarks/predictive_inference.py`.",
+        "",
         f"Speed-up of one signature call over the eager loop: **{ratio:.1f}x** "
         f"(run on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}).",
         "",
     ]
-    text = "\n".join(rows)
-    print(text)
-    with open(args.out, "w") as f:
-        f.write(text + "\n")
+    write_section("predictive_inference", "\n".join(rows), args.out)
     return {"median": med, "ratio": ratio}
 
 

@@ -3,6 +3,7 @@
   dgbn fit toy-gaussian [--epochs N] [--kl-schedule SPEC] [--logdir DIR] [--out DIR] [--seed S]
   dgbn fit toy-discrete [--law poisson|negbin] [--head poisson|categorical] ...
   dgbn predict --model DIR --features 0.1 0.5 [--num-samples S] [--level 0.9]
+  dgbn simulate --n 100000 --out rings.npz [--seed S] [--image-size 32] [--plots DIR]
   dgbn schedules            (list KL schedules and their parameters)
 
 A user error (bad value, missing file) prints one line and exits with code 2.
@@ -30,7 +31,7 @@ def _schedule_help():
 
 def build_parser():
     """The argparse parser of ``dgbn``."""
-    from tfp_dgbn.fit.run import FitConfig
+    from tfp_dgbn.fit.run import TASK_DEFAULTS, FitConfig
 
     d = FitConfig()
     parser = argparse.ArgumentParser(prog="dgbn", description="Deep generative Bayesian networks (TFP).",
@@ -40,7 +41,7 @@ def build_parser():
     fit = sub.add_parser("fit", help="train a Bayesian network, export it, evaluate it",
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          epilog="KL schedules (--kl-schedule NAME:key=value,...):\n" + _schedule_help())
-    fit.add_argument("task", choices=["toy-gaussian", "toy-discrete"])
+    fit.add_argument("task", choices=list(TASK_DEFAULTS))
     fit.add_argument("--epochs", type=int, default=d.epochs)
     fit.add_argument("--batch-size", type=int, default=d.batch_size)
     fit.add_argument("--learning-rate", type=float, default=d.learning_rate)
@@ -64,6 +65,19 @@ def build_parser():
                       help="feature values; one example per value for 1-feature models")
     pred.add_argument("--num-samples", type=int, default=64)
     pred.add_argument("--level", type=float, default=0.9)
+
+    sim = sub.add_parser("simulate", help="simulate rings into a .npz dataset (train/val/test)")
+    sim.add_argument("--n", type=int, default=100_000, help="rings over all splits (default 100000)")
+    sim.add_argument("--out", required=True, help="output .npz (replaced only when complete)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--image-size", type=int, default=32, help="pixels per side (ranges scale with it)")
+    sim.add_argument("--splits", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VAL", "TEST"))
+    sim.add_argument("--expected", choices=["none", "heldout", "all"], default="heldout",
+                     help="splits that store the exact mean images (default: val and test)")
+    sim.add_argument("--no-true-ring", action="store_true", help="do not store the noise-free rings")
+    sim.add_argument("--plots", default=None, metavar="DIR",
+                     help="also write feature-sweep and pixel-count figures to DIR")
+    sim.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sub.add_parser("schedules", help="list KL schedules and their parameters")
     return parser
@@ -116,6 +130,37 @@ def _predict(args):
     print(json.dumps(rows, indent=1))
 
 
+def _simulate(args):
+    import os
+
+    from tfp_dgbn.dataset.ring_files import load_rings, write_rings
+    from tfp_dgbn.simulate.rings import RingConfig
+
+    expected = {"none": (), "heldout": ("val", "test"), "all": ("train", "val", "test")}[args.expected]
+    try:
+        config = RingConfig.for_image_size(args.image_size) if args.image_size != 32 else RingConfig()
+        meta = write_rings(args.out, args.n, seed=args.seed, config=config, fractions=args.splits,
+                           expected_splits=expected, true_ring=not args.no_true_ring, progress=not args.quiet)
+    except (ValueError, OSError) as e:
+        raise UserError(str(e)) from None
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items())
+          + f" rings of {args.image_size}x{args.image_size} pixels (seed {args.seed})")
+    if args.plots:
+        from tfp_dgbn.ring_plots import plot_count_histograms, plot_feature_sweeps
+
+        try:
+            os.makedirs(args.plots, exist_ok=True)
+            plot_feature_sweeps(config, seed=args.seed).savefig(os.path.join(args.plots, "feature_sweeps.png"),
+                                                                dpi=100)
+            held = load_rings(args.out, "test")[0]
+            if "expected" in held:
+                plot_count_histograms(held["noised"], held["expected"]).savefig(
+                    os.path.join(args.plots, "pixel_counts.png"), dpi=100)
+        except OSError as e:
+            raise UserError(f"cannot write plots to {args.plots!r}: {e}") from None
+        print(f"figures in {args.plots}")
+
+
 def main(argv=None):
     """Entry point of ``dgbn``; returns the exit code."""
     parser = build_parser()
@@ -125,6 +170,8 @@ def main(argv=None):
             _fit(args)
         elif args.command == "predict":
             _predict(args)
+        elif args.command == "simulate":
+            _simulate(args)
         elif args.command == "schedules":
             print(_schedule_help())
     except UserError as e:

@@ -42,15 +42,19 @@ def plot_predicted_vs_true(predictor, toy, xs=None, data=None, num_samples=64, l
         lo, hi = central_interval(dist, level)
         top.plot(line[:, 0], np.asarray(dist.mean()), color=color, label=f"{label} mean")
         top.fill_between(line[:, 0], lo, hi, color=color, alpha=0.25, label=f"{label} {level:.0%}")
-    top.set_xlabel("feature x")
+    top.set_xlabel(f"feature {toy.feature_names[0]}")
     top.set_ylabel("y")
     top.legend(ncol=3, fontsize=8)
     discrete = toy.family != "normal"
     pred_x = predictor(xs[:, None].astype("float32"), num_samples)
     true_x = toy.true_distribution(xs[:, None].astype("float32"))
-    if discrete:
+    if discrete and hasattr(toy, "true_pmf"):  # capped support: show where the pmf has mass
         pmf = toy.true_pmf(xs[:, None])
         top = int(np.max(np.nonzero(pmf.max(axis=0) > 1e-3)[0]))
+        support = np.arange(top + 1, dtype="float32")
+    elif discrete:
+        mean, sd = np.asarray(true_x.mean()), np.asarray(true_x.stddev())
+        top = int(np.ceil(np.max(mean + 5 * sd)))
         support = np.arange(top + 1, dtype="float32")
     else:
         mean, sd = np.asarray(true_x.mean()), np.asarray(true_x.stddev())

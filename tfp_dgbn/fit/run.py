@@ -29,6 +29,8 @@ from tfp_dgbn.tfk import keras
 TASK_DEFAULTS = {
     "toy-gaussian": {"head": "normal"},
     "toy-discrete": {"head": None},  # None: the toy's own family
+    "ring-residual": {"head": "normal"},
+    "ring-count": {"head": "poisson"},
 }
 
 
@@ -41,7 +43,8 @@ class FitConfig:
     the means to settle while the KL returns unused weights to the prior.
 
     Attributes:
-      task: "toy-gaussian" or "toy-discrete".
+      task: "toy-gaussian", "toy-discrete", or the ring-derived "ring-residual"
+        (hit residual given the width) and "ring-count" (hits given the radius).
       law: for toy-discrete, "poisson" or "negbin".
       head: "normal", "poisson", "categorical" or None for the task's default.
       n_train, n_val, n_test: examples in each split (disjoint seeds).

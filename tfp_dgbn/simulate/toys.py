@@ -116,11 +116,17 @@ class ToyDiscrete:
         return x[:, None].astype("float32"), y.astype("float32")
 
 
-TOYS = {"toy-gaussian": ToyGaussian, "toy-discrete": ToyDiscrete}
+def _ring_toys():
+    from tfp_dgbn.simulate.ring_toys import RingCount, RingResidual  # imports the ring simulator
+
+    return {"ring-residual": RingResidual, "ring-count": RingCount}
+
+
+TOYS = {"toy-gaussian": ToyGaussian, "toy-discrete": ToyDiscrete, **_ring_toys()}
 
 
 def make_toy(name, **kwargs):
-    """Build a toy problem by name ('toy-gaussian', 'toy-discrete')."""
+    """Build a warm-up problem by name: 'toy-gaussian', 'toy-discrete', 'ring-residual', 'ring-count'."""
     if name not in TOYS:
         raise ValueError(f"unknown toy problem {name!r}; choose one of {sorted(TOYS)}")
     return TOYS[name](**kwargs)

@@ -1,0 +1,1 @@
+"""Ring datasets: files on disk and tf.data pipelines."""

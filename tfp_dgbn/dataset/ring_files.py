@@ -1,0 +1,211 @@
+"""Ring datasets on disk (one ``.npz``) and back as arrays or a `tf.data.Dataset`.
+
+File layout (an uncompressed npz, so ``numpy.load`` reads it without pickle):
+
+  metadata                JSON string: format, generator config, seed, split
+                          sizes, package version, feature names, arrays
+  {split}/features        float32 [n, 6]   (x0, y0, R, w, theta, phi)
+  {split}/noised          uint16 [n, S, S] detector counts
+  {split}/true_ring       float16 [n, S, S] anti-aliased ring in [0, 1]
+                          (exact: values are multiples of 1/supersample^2)
+  {split}/expected        float32 [n, S, S] exact mean counts (val and test
+                          by default; the truth every evaluation uses)
+
+for split in train, val, test. Each split is simulated from its own seed
+sequence (seed, split index), so the test set does not change with the
+training size. Arrays are streamed into memory-mapped temporary files chunk by
+chunk (bounded memory), zipped, and renamed into place: an interrupted write
+never leaves a truncated file at the target.
+"""
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+
+import numpy as np
+
+import tfp_dgbn
+from tfp_dgbn.atomic import _check_parent
+from tfp_dgbn.simulate import rings
+
+FORMAT = "tfp_dgbn.rings/1"
+SPLITS = ("train", "val", "test")
+DTYPES = {"features": "float32", "noised": "uint16", "true_ring": "float16", "expected": "float32"}
+
+
+def split_sizes(n, fractions=(0.8, 0.1, 0.1)):
+    """Sizes of train/val/test for n rings; each >= 1."""
+    if isinstance(n, bool) or int(n) != n or n < 3:
+        raise ValueError(f"n must be an integer >= 3 (one ring per split at least), got {n!r}")
+    fractions = np.asarray(fractions, "float64")
+    if fractions.shape != (3,) or not np.all(fractions > 0) or not np.isclose(fractions.sum(), 1):
+        raise ValueError(f"split fractions must be three positive numbers summing to 1, got {fractions.tolist()}")
+    val, test = (max(1, int(round(n * f))) for f in fractions[1:])
+    return {"train": int(n) - val - test, "val": val, "test": test}
+
+
+def write_rings(path, n, seed=0, config=None, fractions=(0.8, 0.1, 0.1), expected_splits=("val", "test"),
+                true_ring=True, progress=True, chunk_size=rings.BLOCK_SIZE):
+    """Simulate n rings and write them to ``path`` (see module docstring).
+
+    Args:
+      path: target ``.npz`` file; replaced only once the new file is complete.
+      n: total rings over the three splits.
+      seed: integer seed.
+      config: `RingConfig` (default: the defaults).
+      fractions: train/val/test fractions.
+      expected_splits: splits that also store the exact ``expected`` images
+        (they cost ~2.5 ms per ring).
+      true_ring: also store the noise-free rings.
+      progress: show a tqdm progress bar (rings).
+      chunk_size: rings simulated per step (bounds memory).
+
+    Returns:
+      The metadata dict written into the file.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or rings.RingConfig()
+    sizes = split_sizes(n, fractions)
+    unknown = set(expected_splits) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"expected_splits must name splits of {SPLITS}, got {sorted(unknown)}")
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not str(path).endswith(".npz"):
+        raise ValueError(f"output path must end in .npz, got {path!r}")
+    try:
+        parent = _check_parent(path)
+        tmp = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".tmp-", dir=parent)
+    except OSError as e:
+        raise OSError(f"cannot write {path!r}: {e.strerror or e}") from None
+    size = config.image_size
+    metadata = {"format": FORMAT, "version": tfp_dgbn.__version__, "seed": int(seed),
+                "config": config.to_dict(), "feature_names": list(rings.FEATURE_NAMES),
+                "splits": sizes, "arrays": {}}
+    try:
+        files = []
+        with tqdm(total=int(n), unit="ring", desc="simulating", disable=not progress) as bar:
+            for split_index, split in enumerate(SPLITS):
+                names = ["features", "noised"] + ["true_ring"] * bool(true_ring)
+                names += ["expected"] * (split in expected_splits)
+                maps = {}
+                for name in names:
+                    shape = (sizes[split], rings.NUM_FEATURES) if name == "features" else (sizes[split], size, size)
+                    file = os.path.join(tmp, f"{split}__{name}.npy")
+                    maps[name] = np.lib.format.open_memmap(file, mode="w+", dtype=DTYPES[name], shape=shape)
+                    files.append((file, f"{split}/{name}"))
+                    metadata["arrays"][f"{split}/{name}"] = {"dtype": DTYPES[name], "shape": list(shape)}
+                start = 0
+                for chunk in rings.generate(sizes[split], (int(seed), split_index), config, chunk_size,
+                                            true_ring=true_ring, expected="expected" in names):
+                    stop = start + len(chunk["features"])
+                    for name in names:
+                        maps[name][start:stop] = chunk[name]
+                    start = stop
+                    bar.update(len(chunk["features"]))
+                for m in maps.values():
+                    m.flush()
+                del maps
+        partial = os.path.join(tmp, "rings.npz")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            zf.writestr("metadata.npy", _npy_bytes(np.array(json.dumps(metadata))))
+            for file, arcname in files:
+                zf.write(file, arcname + ".npy")
+        os.replace(partial, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return metadata
+
+
+def _npy_bytes(array):
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def read_metadata(path):
+    """The metadata dict of a ring file (raises ValueError if it is not one)."""
+    with _open(path) as data:
+        return _metadata(data, path)
+
+
+def _open(path):
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no ring dataset at {path!r}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path!r} is not a readable .npz ring dataset ({e})") from None
+
+
+def _metadata(data, path):
+    if "metadata" not in data.files:
+        raise ValueError(f"{path!r} has no metadata: not a tfp_dgbn ring dataset")
+    meta = json.loads(str(data["metadata"]))
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path!r} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    return meta
+
+
+def load_rings(path, split="train"):
+    """Arrays of one split: dict name -> array (see module docstring), plus its metadata.
+
+    Returns:
+      (arrays, metadata); ``metadata["config"]`` rebuilds the generator with
+      `RingConfig.from_dict`.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    with _open(path) as data:
+        meta = _metadata(data, path)
+        arrays = {key.split("/", 1)[1]: data[key] for key in data.files if key.startswith(split + "/")}
+    return arrays, meta
+
+
+def ring_dataset(path_or_arrays, split="train", batch_size=64, shuffle=True, seed=0, with_true_ring=False,
+                 with_expected=False, repeat=False, prefetch=True):
+    """A `tf.data.Dataset` of (inputs, noised image) from a ring file.
+
+    Args:
+      path_or_arrays: a ``.npz`` path or the arrays of `load_rings`.
+      split: "train", "val" or "test".
+      batch_size: examples per batch (the last batch may be smaller).
+      shuffle: shuffle each epoch (a full-split buffer, seeded).
+      seed: shuffle seed.
+      with_true_ring: inputs become a dict {"features", "true_ring"} instead of
+        the features tensor.
+      with_expected: add the exact ``expected`` image as a third element
+        (for evaluation; only splits written with it).
+      repeat: repeat forever.
+      prefetch: overlap input with training (AUTOTUNE).
+
+    Returns:
+      Dataset of (features float32 [b, 6] | dict, noised float32 [b, S, S]
+      [, expected float32 [b, S, S]]).
+    """
+    import tensorflow as tf
+
+    arrays = load_rings(path_or_arrays, split)[0] if isinstance(path_or_arrays, (str, os.PathLike)) \
+        else path_or_arrays
+    for name in ["features", "noised"] + ["true_ring"] * with_true_ring + ["expected"] * with_expected:
+        if name not in arrays:
+            raise ValueError(f"split {split!r} has no {name!r} array (have {sorted(arrays)})")
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    inputs = arrays["features"].astype("float32")
+    if with_true_ring:
+        inputs = {"features": inputs, "true_ring": arrays["true_ring"].astype("float32")}
+    elements = (inputs, arrays["noised"].astype("float32"))
+    if with_expected:
+        elements += (arrays["expected"].astype("float32"),)
+    ds = tf.data.Dataset.from_tensor_slices(elements)
+    if shuffle:
+        ds = ds.shuffle(len(arrays["features"]), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(int(batch_size))
+    return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
