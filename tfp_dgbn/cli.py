@@ -1,8 +1,11 @@
 """The ``dgbn`` command line: a thin layer over the library.
 
+  dgbn fit rings [--data rings.npz] [--epochs N] [--n-train N] [--kl-schedule SPEC]   (the main job)
   dgbn fit toy-gaussian [--epochs N] [--kl-schedule SPEC] [--logdir DIR] [--out DIR] [--seed S]
   dgbn fit toy-discrete [--law poisson|negbin] [--head poisson|categorical] ...
   dgbn predict --model DIR --features 0.1 0.5 [--num-samples S] [--level 0.9]
+  dgbn compare-kl [--n-train N] [--epochs N] [--out-dir docs/figures]   (KL strategies side by side)
+  dgbn generate --model saved_models/rings --features x0 y0 R w theta phi [--n 16] --out grid.png
   dgbn simulate --n 100000 --out rings.npz [--seed S] [--image-size 32] [--plots DIR]
   dgbn schedules            (list KL schedules and their parameters)
 
@@ -11,6 +14,7 @@ A user error (bad value, missing file) prints one line and exits with code 2.
 import argparse
 import inspect
 import json
+import os
 import sys
 
 from tfp_dgbn.fit.schedules import SCHEDULES
@@ -41,12 +45,13 @@ def build_parser():
     fit = sub.add_parser("fit", help="train a Bayesian network, export it, evaluate it",
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          epilog="KL schedules (--kl-schedule NAME:key=value,...):\n" + _schedule_help())
-    fit.add_argument("task", choices=list(TASK_DEFAULTS))
-    fit.add_argument("--epochs", type=int, default=d.epochs)
-    fit.add_argument("--batch-size", type=int, default=d.batch_size)
-    fit.add_argument("--learning-rate", type=float, default=d.learning_rate)
-    fit.add_argument("--n-train", type=int, default=d.n_train)
-    fit.add_argument("--hidden", type=int, nargs="+", default=list(d.hidden))
+    fit.add_argument("task", choices=["rings"] + list(TASK_DEFAULTS))
+    fit.add_argument("--epochs", type=int, default=None, help="default: 300 (toys), 8 (rings)")
+    fit.add_argument("--batch-size", type=int, default=None, help="default: 128 (toys), 64 (rings)")
+    fit.add_argument("--learning-rate", type=float, default=None, help="default: 5e-3 (toys), 3e-3 (rings)")
+    fit.add_argument("--n-train", type=int, default=None, help="default: 2000 (toys), 40000 (rings)")
+    fit.add_argument("--data", default=None, help="rings: a .npz from dgbn simulate (default: simulate)")
+    fit.add_argument("--hidden", type=int, nargs="+", default=None, help="default: 32 32")
     fit.add_argument("--kl-schedule", default=d.kl_schedule,
                      help="e.g. constant:weight=1 | linear:start=0,end=1,epochs=50 | "
                           "step:w0=0.01,w1=1,epoch=100 | adaptive:target=0.3,quantity=kl_raw")
@@ -56,7 +61,7 @@ def build_parser():
     fit.add_argument("--seed", type=int, default=d.seed)
     fit.add_argument("--logdir", default=None, help="TensorBoard logs and figures (default runs/TASK)")
     fit.add_argument("--out", default=None, help="SavedModel directory (default saved_models/TASK)")
-    fit.add_argument("--plot-every", type=int, default=d.plot_every)
+    fit.add_argument("--plot-every", type=int, default=None, help="default: 50 (toys), 1 (rings)")
     fit.add_argument("--quiet", action="store_true", help="no Keras progress bar")
 
     pred = sub.add_parser("predict", help="predictive distribution of an exported model")
@@ -65,6 +70,24 @@ def build_parser():
                       help="feature values; one example per value for 1-feature models")
     pred.add_argument("--num-samples", type=int, default=64)
     pred.add_argument("--level", type=float, default=0.9)
+
+    cmp_ = sub.add_parser("compare-kl", help="train the ring generator once per KL strategy; figure and table")
+    cmp_.add_argument("--n-train", type=int, default=10000)
+    cmp_.add_argument("--n-test", type=int, default=2000)
+    cmp_.add_argument("--epochs", type=int, default=4)
+    cmp_.add_argument("--seed", type=int, default=0)
+    cmp_.add_argument("--logdir", default="runs/kl_strategies", help="one TensorBoard run per strategy below it")
+    cmp_.add_argument("--out-dir", default="docs/figures", help="kl_strategies.png and kl_strategies.md go here")
+    cmp_.add_argument("--quiet", action="store_true")
+
+    gen = sub.add_parser("generate", help="generate noised rings from an exported ring model")
+    gen.add_argument("--model", required=True, help="SavedModel directory of a ring generator")
+    gen.add_argument("--features", type=float, nargs="+", required=True,
+                     help="x0 y0 R w theta phi, repeated for several rings")
+    gen.add_argument("--n", type=int, default=16, help="rings generated per feature row (default 16)")
+    gen.add_argument("--out", required=True, help="PNG grid (rows: feature rows; last column: predictive mean)")
+    gen.add_argument("--npz", default=None, help="also save the generated counts to this .npz")
+    gen.add_argument("--seed", type=int, default=0)
 
     sim = sub.add_parser("simulate", help="simulate rings into a .npz dataset (train/val/test)")
     sim.add_argument("--n", type=int, default=100_000, help="rings over all splits (default 100000)")
@@ -83,15 +106,48 @@ def build_parser():
     return parser
 
 
+def _given(args, names):
+    """The options the user gave (the rest keep the config's defaults)."""
+    out = {}
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            out[name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def _fit_rings(args):
+    from tfp_dgbn.fit.ring_run import RingFitConfig, run_ring_fit, summary_lines
+
+    try:
+        config = RingFitConfig(**_given(args, ["data", "epochs", "batch_size", "learning_rate", "n_train", "hidden",
+                                               "logdir", "out", "plot_every"]),
+                               kl_schedule=args.kl_schedule, kl_update=args.kl_update, seed=args.seed,
+                               verbose=0 if args.quiet else 1)
+        result = run_ring_fit(config)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+    print()
+    for line in summary_lines(result.metrics):
+        print(line)
+    for key, path in result.paths.items():
+        print(f"  {key:13s} {path}")
+    print(f"  open TensorBoard with: tensorboard --logdir {result.paths['logdir']}")
+
+
 def _fit(args):
     from tfp_dgbn.fit.run import FitConfig, run_fit
 
+    if args.task == "rings":
+        return _fit_rings(args)
+    if args.data is not None:
+        raise UserError("--data is for 'dgbn fit rings' (the toys simulate their own data)")
     try:
-        config = FitConfig(task=args.task, epochs=args.epochs, batch_size=args.batch_size,
-                           learning_rate=args.learning_rate, n_train=args.n_train, hidden=tuple(args.hidden),
-                           kl_schedule=args.kl_schedule, kl_update=args.kl_update, law=args.law,
+        config = FitConfig(task=args.task, kl_schedule=args.kl_schedule, kl_update=args.kl_update, law=args.law,
                            head=args.head, seed=args.seed, logdir=args.logdir, out=args.out,
-                           plot_every=args.plot_every, verbose=0 if args.quiet else 1)
+                           verbose=0 if args.quiet else 1,
+                           **_given(args, ["epochs", "batch_size", "learning_rate", "n_train", "hidden",
+                                           "plot_every"]))
     except ValueError as e:
         raise UserError(str(e)) from None
     result = run_fit(config)
@@ -128,6 +184,52 @@ def _predict(args):
             row[f"interval_{args.level:g}"] = [float(lo[i]), float(hi[i])]
         rows.append(row)
     print(json.dumps(rows, indent=1))
+
+
+def _compare_kl(args):
+    from tfp_dgbn.fit.kl_comparison import compare_kl_strategies
+    from tfp_dgbn.fit.ring_run import RingFitConfig
+
+    try:
+        base = RingFitConfig(n_train=args.n_train, n_test=args.n_test, epochs=args.epochs, seed=args.seed,
+                             logdir=args.logdir, out=os.path.join("saved_models", "kl_strategies"),
+                             verbose=0 if args.quiet else 2)
+        compare_kl_strategies(base, args.out_dir)
+    except (ValueError, OSError) as e:
+        raise UserError(str(e)) from None
+    print(f"figure and table in {args.out_dir}; TensorBoard: tensorboard --logdir {args.logdir}")
+
+
+def _generate(args):
+    import numpy as np
+
+    import tfp_dgbn
+    from tfp_dgbn.ring_plots import plot_generated_grid
+    from tfp_dgbn.simulate.rings import NUM_FEATURES, RingConfig, check_ring_features
+
+    try:
+        predictor = tfp_dgbn.load(args.model)
+        if predictor.metadata.get("task") != "rings":
+            raise ValueError(f"{args.model!r} is not a ring generator (task {predictor.metadata.get('task')!r})")
+        if len(args.features) % NUM_FEATURES:
+            raise ValueError(f"--features takes {NUM_FEATURES} numbers per ring (x0 y0 R w theta phi), "
+                             f"got {len(args.features)}")
+        if args.n < 1:
+            raise ValueError(f"--n must be >= 1, got {args.n}")
+        features = check_ring_features(np.reshape(args.features, (-1, NUM_FEATURES)),
+                                       RingConfig.from_dict(predictor.metadata["simulator_config"]))
+        fig, counts = plot_generated_grid(predictor, features, args.n, seed=args.seed)
+        from tfp_dgbn.atomic import atomic_file
+
+        with atomic_file(args.out, "wb") as f:
+            fig.savefig(f, format="png", dpi=100)
+        if args.npz:
+            with atomic_file(args.npz, "wb") as f:
+                np.savez(f, features=features.astype("float32"), generated=counts)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise UserError(str(e)) from None
+    print(f"wrote {args.out}: {args.n} generated rings for each of {len(features)} feature rows "
+          f"(mean hits {counts.sum(axis=(2, 3)).mean():.1f})")
 
 
 def _simulate(args):
@@ -170,6 +272,10 @@ def main(argv=None):
             _fit(args)
         elif args.command == "predict":
             _predict(args)
+        elif args.command == "compare-kl":
+            _compare_kl(args)
+        elif args.command == "generate":
+            _generate(args)
         elif args.command == "simulate":
             _simulate(args)
         elif args.command == "schedules":

@@ -87,3 +87,69 @@ def plot_count_histograms(noised, expected, max_count=None):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_generated_vs_simulated(predictor, features, simulated, expected=None, num_samples=32, seed=0):
+    """Rows: simulated noised ring, generated ring (one weight draw), predictive mean, exact mean.
+
+    Args:
+      predictor: a `tfp_dgbn.predict.Predictor` of a ring generator.
+      features: [K, 6] rings to show (one column each).
+      simulated: their simulated noised images [K, S, S].
+      expected: their exact mean images (optional last row).
+      num_samples: weight draws for the predictive mean.
+      seed: seed of the generated counts.
+
+    Returns:
+      The matplotlib Figure.
+    """
+    draws = predictor.draws(features, num_samples)
+    rate = np.exp(np.asarray(draws["log_rate"], "float64"))
+    generated = np.random.default_rng(seed).poisson(rate[0])
+    mean = rate.mean(axis=0)
+    rows = [("simulated", simulated), ("generated", generated), ("predictive mean", mean)]
+    if expected is not None:
+        rows.append(("exact mean", expected))
+    k = len(features)
+    fig, axes = plt.subplots(len(rows), k, figsize=(1.7 * k, 1.7 * len(rows) + 0.5), squeeze=False)
+    for i, (label, images) in enumerate(rows):
+        for j in range(k):
+            counts = i < 2
+            vmax = max(1, simulated[j].max()) if counts else max(mean[j].max(), 1e-3)
+            _show(axes[i, j], np.asarray(images[j]), vmax=vmax)
+            if i == 0:
+                f = features[j]
+                axes[i, j].set_title(f"R={f[2]:.1f} w={f[3]:.2f}\nth={f[4]:.2f} r0={np.hypot(f[0], f[1]):.1f}",
+                                     fontsize=7)
+        axes[i, 0].set_ylabel(label, fontsize=8)
+    fig.suptitle("Generated vs simulated rings (same features per column)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return fig
+
+
+def plot_generated_grid(predictor, features, n, seed=0):
+    """n generated rings per feature row, each from its own weight draw, plus the predictive mean.
+
+    Args:
+      predictor: a `tfp_dgbn.predict.Predictor` of a ring generator.
+      features: [K, 6]; n: rings per row; seed: seed of the Poisson counts.
+
+    Returns:
+      (Figure, generated counts int64 [K, n, S, S]).
+    """
+    draws = predictor.draws(features, n)  # n independent weight draws: [n, K, S, S]
+    rate = np.exp(np.asarray(draws["log_rate"], "float64"))
+    counts = np.random.default_rng(seed).poisson(rate).transpose(1, 0, 2, 3)
+    k = len(features)
+    fig, axes = plt.subplots(k, n + 1, figsize=(1.2 * (n + 1), 1.3 * k + 0.5), squeeze=False)
+    for i in range(k):
+        vmax = max(1, counts[i].max())
+        for j in range(n):
+            _show(axes[i, j], counts[i, j], vmax=vmax)
+        _show(axes[i, n], rate[:, i].mean(axis=0))
+        f = features[i]
+        axes[i, 0].set_ylabel(f"R={f[2]:.1f} w={f[3]:.2f}\nth={f[4]:.2f}", fontsize=7)
+    axes[0, n].set_title("mean", fontsize=8)
+    fig.suptitle("Generated noised rings (one weight draw each)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return fig, counts

@@ -119,6 +119,11 @@ class FigureSummary(keras.callbacks.Callback):
 
 
 def stddev_summary(model):
-    """Min / median / max of all posterior stddevs (floats), to report that they did not collapse."""
+    """Min / 10th percentile / median / 90th percentile / max of all posterior stddevs (floats).
+
+    Reported so a reader sees the scales did not collapse to zero.
+    """
     values = np.concatenate([np.ravel(v.numpy()) for v in model.posterior_stddevs().values()])
-    return {"min": float(values.min()), "median": float(np.median(values)), "max": float(values.max())}
+    p10, med, p90 = np.percentile(values, [10, 50, 90])
+    return {"min": float(values.min()), "p10": float(p10), "median": float(med), "p90": float(p90),
+            "max": float(values.max()), "count": int(values.size)}

@@ -34,6 +34,22 @@ TASK_DEFAULTS = {
 }
 
 
+def check_fit_settings(config, positive_ints):
+    """Validate the settings every training config shares (ValueError names the bad one).
+
+    Checks n_train, the named positive integers, learning_rate and the KL
+    schedule spec, so a bad value fails before any data is made.
+    """
+    check_num_train(config.n_train)
+    for name in positive_ints:
+        value = getattr(config, name)
+        if isinstance(value, bool) or int(value) != value or int(value) <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not (np.isfinite(config.learning_rate) and config.learning_rate > 0):
+        raise ValueError(f"learning_rate must be > 0, got {config.learning_rate!r}")
+    from_spec(config.kl_schedule)
+
+
 @dataclass
 class FitConfig:
     """Every setting of one run (passed down; nothing global).
@@ -84,16 +100,9 @@ class FitConfig:
     verbose: int = 1
 
     def __post_init__(self):
-        check_num_train(self.n_train)
-        for name in ("n_val", "n_test", "epochs", "batch_size", "num_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or int(value) <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        check_fit_settings(self, ("n_val", "n_test", "epochs", "batch_size", "num_samples"))
         if self.task not in TASK_DEFAULTS:
             raise ValueError(f"unknown task {self.task!r}; choose one of {sorted(TASK_DEFAULTS)}")
-        from_spec(self.kl_schedule)  # fail now, not after the data is made
         self.hidden = tuple(int(h) for h in self.hidden)
         self.logdir = self.logdir or os.path.join("runs", self.task)
         self.out = self.out or os.path.join("saved_models", self.task)

@@ -79,20 +79,20 @@ class Conv2DFlipout(_SerializableVariational, tfp.layers.Convolution2DFlipout):
     _ARCH_KEYS = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate")
 
 
-def _variational_kwargs(num_train, seed, prior_scale, init_scale):
+def _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc="zeros"):
     """Keyword arguments giving a layer seeded posteriors, a prior and the KL term."""
     return dict(
         kernel_posterior_fn=MeanFieldNormalPosterior(init_scale, "glorot", seed),
         kernel_prior_fn=NormalPrior(prior_scale),
         kernel_divergence_fn=ScaledKLDivergence(num_train),
-        bias_posterior_fn=MeanFieldNormalPosterior(init_scale, "zeros", seed + 1),
+        bias_posterior_fn=MeanFieldNormalPosterior(init_scale, bias_loc, seed + 1),
         bias_prior_fn=NormalPrior(prior_scale),
         bias_divergence_fn=ScaledKLDivergence(num_train),
         seed=seed + 2,
     )
 
 
-def dense_flipout(units, num_train, seed, prior_scale=1.0, init_scale=1e-3, **kwargs):
+def dense_flipout(units, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros", **kwargs):
     """A `DenseFlipout` with Bayesian kernel and bias.
 
     Args:
@@ -101,15 +101,17 @@ def dense_flipout(units, num_train, seed, prior_scale=1.0, init_scale=1e-3, **kw
       seed: integer; posterior initializers and Flipout signs derive from it.
       prior_scale: stddev of the N(0, s^2) prior on every weight.
       init_scale: initial posterior stddev.
+      bias_loc: initial posterior mean of the bias ("zeros" or a number).
       **kwargs: passed to the layer (activation, name, ...).
 
     Returns:
       A `DenseFlipout` layer; its KL term reaches ``model.losses`` when called.
     """
-    return DenseFlipout(units, **_variational_kwargs(num_train, seed, prior_scale, init_scale), **kwargs)
+    return DenseFlipout(units, **_variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc), **kwargs)
 
 
-def conv2d_flipout(filters, kernel_size, num_train, seed, prior_scale=1.0, init_scale=1e-3, **kwargs):
+def conv2d_flipout(filters, kernel_size, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros",
+                   **kwargs):
     """A `Conv2DFlipout` with Bayesian kernel and bias (arguments as `dense_flipout`)."""
     return Conv2DFlipout(
-        filters, kernel_size, **_variational_kwargs(num_train, seed, prior_scale, init_scale), **kwargs)
+        filters, kernel_size, **_variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc), **kwargs)

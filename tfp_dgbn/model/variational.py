@@ -68,7 +68,9 @@ class MeanFieldNormalPosterior:
     Args:
       init_scale: initial posterior stddev softplus(rho) (> 0). Small values
         let the means learn first, before weight noise is allowed to grow.
-      loc_init: "glorot" (variance scaling, for kernels) or "zeros" (biases).
+      loc_init: "glorot" (variance scaling, for kernels), "zeros" (biases), or
+        a number: every mean starts there (e.g. an output bias at the log of
+        the mean count).
       seed: integer seed of the mean initializer.
     """
 
@@ -76,7 +78,12 @@ class MeanFieldNormalPosterior:
         if not float(init_scale) > 0:
             raise ValueError(f"init_scale must be > 0, got {init_scale!r}")
         if loc_init not in ("glorot", "zeros"):
-            raise ValueError(f"loc_init must be 'glorot' or 'zeros', got {loc_init!r}")
+            try:
+                loc_init = float(loc_init)
+            except (TypeError, ValueError):
+                loc_init = float("nan")
+            if not np.isfinite(loc_init):
+                raise ValueError(f"loc_init must be 'glorot', 'zeros' or a finite number, got {loc_init!r}")
         self.init_scale = float(init_scale)
         self.loc_init = loc_init
         self.seed = int(seed)
@@ -85,8 +92,10 @@ class MeanFieldNormalPosterior:
         if self.loc_init == "glorot":
             loc_initializer = keras.initializers.VarianceScaling(
                 scale=1.0, mode="fan_avg", distribution="truncated_normal", seed=self.seed)
-        else:
+        elif self.loc_init == "zeros":
             loc_initializer = keras.initializers.Zeros()
+        else:
+            loc_initializer = keras.initializers.Constant(self.loc_init)
         make = tfp.layers.default_mean_field_normal_fn(
             loc_initializer=loc_initializer,
             untransformed_scale_initializer=keras.initializers.Constant(

@@ -1,0 +1,157 @@
+"""The Bayesian ring generator: layers, export as a distribution over images, exact-law evaluation, a short fit."""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfp_dgbn
+from conftest import PYTHON, REPO
+from tfp_dgbn.evaluate_rings import evaluate_rings, poisson_image_log_prob, randomized_pit
+from tfp_dgbn.model.ring_generator import RingCoordinates, ring_generator
+from tfp_dgbn.predict import Predictor
+from tfp_dgbn.model.heads import PoissonHead
+from tfp_dgbn.simulate import rings
+
+CONFIG = rings.RingConfig()
+
+
+@pytest.fixture(scope="module")
+def ring_fit(tmp_path_factory):
+    """A reduced main job: 10,000 rings, 2 epochs, KL weight 1 throughout (~1 min)."""
+    from tfp_dgbn.fit.ring_run import RingFitConfig, run_ring_fit
+
+    root = tmp_path_factory.mktemp("rings")
+    return run_ring_fit(RingFitConfig(n_train=10000, n_val=500, n_test=2000, epochs=2, logdir=str(root / "logs"),
+                                      out=str(root / "export"), verbose=0))
+
+
+def test_ring_coordinates_put_the_ring_at_zero_radial_distance():
+    f = np.array([[1.5, -2.5, 7.0, 0.8, 0.0, 0.0]], "float32")
+    c = RingCoordinates(32)(tf.constant(f)).numpy()[0]
+    assert c.shape == (32, 32, 7)
+    # Pixel centre (x, y) = (col - 15.5, row - 15.5); pixel (row 13, col 25) is at (9.5, -2.5): 8 px
+    # from the centre along phi = 0, so (rho - R) / 2 = 0.5, cos 1, sin 0.
+    np.testing.assert_allclose(c[13, 25, :5], [8 / 16, 0.0, 0.5, 1.0, 0.0], atol=1e-5)
+    # Pixel (row 20, col 17) at (1.5, 4.5) is 7 px straight above the centre: on the ring, at
+    # azimuth 90 degrees from phi.
+    np.testing.assert_allclose(c[20, 17, 2:5], [0.0, 0.0, 1.0], atol=1e-5)
+
+
+def test_generator_is_a_poisson_law_over_images_and_saves(tmp_path):
+    model = ring_generator(1000, CONFIG, embedding=(8, 4), hidden=(8,), seed=3)
+    f = rings.sample_features(4, np.random.default_rng(0), CONFIG).astype("float32")
+    dist = model(f)
+    assert dist.event_shape == (32, 32) and dist.batch_shape == (4,)
+    # The initial output is near the mean pixel count (bias at log 0.03).
+    assert 0.005 < float(tf.reduce_mean(dist.mean())) < 0.2
+    assert len(model.losses) == 2 * 4  # kernel + bias KL of 2 dense and 2 conv (hidden, output) layers
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    from tfp_dgbn.tfk import keras
+
+    again = keras.models.load_model(path)
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_evaluation_is_exact_for_the_true_law_and_zero_for_the_blind_baseline():
+    data = rings.simulate(300, seed=(5, 2), expected=True)
+    blind = np.maximum(data["noised"].mean(axis=0), 1e-6)  # the floor evaluate_rings applies
+
+    def oracle(log_rate_of):
+        head = PoissonHead(event_shape=(32, 32))
+
+        def sample_named(x, s):
+            log_rate = log_rate_of(x)
+            return {"log_rate": tf.constant(np.repeat(log_rate[None], s, axis=0), tf.float32)}
+        return Predictor(sample_named, head, {"feature_names": list(rings.FEATURE_NAMES)})
+
+    index = {f.tobytes(): i for i, f in enumerate(data["features"])}
+    true = oracle(lambda x: np.log(data["expected"][[index[r.tobytes()] for r in x]]))
+    m = evaluate_rings(true, data["features"], data["noised"], data["expected"], blind, CONFIG, num_samples=2,
+                       batch_size=100, pit_images=300)
+    assert m["kl_gap"] == pytest.approx(0.0, abs=1e-3) and m["explained_fraction"] == pytest.approx(1.0, abs=1e-4)
+    # Under the true law the randomised PIT is uniform: each of 10 bins holds 0.1 of 307,200
+    # pixels (binomial SE 5e-4; pixels of one image are independent given the features).
+    assert m["pit_max_deviation"] < 5 * np.sqrt(0.1 * 0.9 / 307200)
+    # Generated = simulated law: W1 is of the order of the two-sample floor.
+    assert m["ring_w1_worst_ratio"] < 3.0
+    blind_m = evaluate_rings(oracle(lambda x: np.log(np.repeat(blind[None], len(x), 0))), data["features"],
+                             data["noised"], data["expected"], blind, CONFIG, num_samples=2, batch_size=100)
+    assert blind_m["explained_fraction"] == pytest.approx(0.0, abs=1e-6) and blind_m["kl_gap"] > 5
+
+
+def test_image_log_prob_and_pit_helpers():
+    y = np.array([[[0, 2], [1, 0]]])
+    rate = np.array([[[0.5, 1.5], [1.0, 0.1]]])
+    from scipy import stats
+
+    assert poisson_image_log_prob(y, rate=rate)[0] == pytest.approx(stats.poisson.logpmf(y, rate).sum())
+    u = randomized_pit(y, np.log(rate)[None], np.random.default_rng(0))
+    lo, hi = stats.poisson.cdf(y - 1, rate).ravel(), stats.poisson.cdf(y, rate).ravel()
+    assert np.all((u >= lo) & (u <= hi))
+
+
+def test_short_fit_explains_the_noise_with_kl_weight_one(ring_fit):
+    m = ring_fit.metrics
+    # Measured: explained 0.95, gap ~0.7 nats/image (docs/ring_model.md). The issue's main-job
+    # criteria, already met by this reduced run: explained >= 0.90, gap <= 2, KL weight 1 at the end.
+    assert m["final_kl_weight"] == 1.0
+    assert m["explained_fraction"] >= 0.90, m["explained_fraction"]
+    assert m["kl_gap"] <= 2.0
+    # The posterior scales did not collapse: all positive, and they grew from the 1e-3 start.
+    assert m["posterior_stddev"]["min"] > 0 and m["posterior_stddev"]["median"] > 1e-3
+    for key in ("plot", "history_plot", "metrics"):
+        assert os.path.getsize(ring_fit.paths[key]) > 0
+    assert set(ring_fit.history) >= {"nll", "kl", "kl_weight", "val_nll"}
+
+
+def test_export_reloads_as_distribution_over_images(ring_fit):
+    predictor = tfp_dgbn.load(ring_fit.paths["savedmodel"])
+    data = rings.simulate(32, seed=(9, 2), expected=True)
+    dist = predictor(data["features"], num_samples=16)
+    assert dist.event_shape == (32, 32) and dist.batch_shape == (32,)
+    lp = dist.log_prob(data["noised"].astype("float32")).numpy()
+    assert np.all(np.isfinite(lp))
+    summary = predictor.summary(data["features"], num_samples=16)
+    for key in ("mean", "epistemic_variance", "aleatoric_variance"):
+        assert summary[key].shape == (32, 32, 32)
+    # Poisson: the aleatoric variance is the mean rate; epistemic is the spread of the rate over draws.
+    np.testing.assert_allclose(summary["aleatoric_variance"], summary["mean"], rtol=1e-4)
+    assert np.all(summary["epistemic_variance"] >= 0)
+    # Predictive mean tracks the exact mean where the ring is (the bright pixels).
+    ring = data["expected"] > 0.1
+    assert ring.sum() > 500
+    assert np.corrcoef(summary["mean"][ring], data["expected"][ring])[0, 1] > 0.8
+    samples = predictor.saved_model.signatures["sample"](
+        features=tf.constant(data["features"]), num_samples=tf.constant(3))["samples"].numpy()
+    assert samples.shape == (3, 32, 32, 32) and np.all(samples == np.round(samples)) and samples.min() >= 0
+
+
+def test_tensorboard_has_image_and_kl_losses_and_ring_grid(ring_fit):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train = EventAccumulator(os.path.join(ring_fit.paths["logdir"], "train"), size_guidance={"tensors": 0}).Reload()
+    tags = set(train.Tags()["tensors"])
+    assert {"epoch_nll", "epoch_kl", "epoch_kl_weight", "generated_vs_simulated"} <= tags
+    assert len(train.Tensors("epoch_kl_weight")) == 2
+    assert len(train.Tensors("generated_vs_simulated")) == 2  # a ring grid every epoch
+    assert any(t.startswith("posterior_stddev/") for t in tags)
+
+
+def test_dgbn_generate_writes_grid_and_rejects_bad_features(ring_fit, tmp_path):
+    out, npz = str(tmp_path / "grid.png"), str(tmp_path / "gen.npz")
+    cmd = [PYTHON, "-m", "tfp_dgbn.cli", "generate", "--model", ring_fit.paths["savedmodel"], "--n", "4",
+           "--out", out, "--npz", npz, "--features", "0", "0", "7", "0.8", "0.1", "1", "3", "-2", "9", "0.5", "0", "0"]
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    with open(out, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert np.load(npz)["generated"].shape == (2, 4, 32, 32)
+    bad = subprocess.run(cmd[:-12] + ["0", "0", "-7", "0.8", "0.1", "1"], capture_output=True, text=True,
+                         cwd=REPO, timeout=300)
+    assert bad.returncode == 2 and "R=-7.0 must be > 0 (radius)" in bad.stderr and "Traceback" not in bad.stderr
+    short = subprocess.run(cmd[:-12] + ["0", "0", "7"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert short.returncode == 2 and "6 numbers per ring" in short.stderr
