@@ -39,6 +39,7 @@ def compare_kl_strategies(base_config, out_dir, names=None):
     import dataclasses
 
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from tfp_dgbn.fit.ring_run import run_ring_fit
 
@@ -69,6 +70,7 @@ def compare_kl_strategies(base_config, out_dir, names=None):
                                 "KL loss (kl_weight * KL / N, nats/image)", "kl_weight")):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     with atomic_file(os.path.join(out_dir, "kl_strategies.png"), "wb") as f:
