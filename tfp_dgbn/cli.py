@@ -9,7 +9,8 @@
   dgbn simulate --n 100000 --out rings.npz [--seed S] [--image-size 32] [--plots DIR]
   dgbn schedules            (list KL schedules and their parameters)
 
-A user error (bad value, missing file) prints one line and exits with code 2.
+A user error (bad value, missing file) prints one line and exits with code 2; a
+training run whose loss becomes NaN or infinite stops with one line and code 3.
 """
 import argparse
 import inspect
@@ -283,6 +284,17 @@ def main(argv=None):
     except UserError as e:
         print(f"dgbn: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - only the two reported kinds below; others re-raise
+        from tfp_dgbn.fit.resume import NonFiniteLoss, ResumeConflict
+
+        if isinstance(e, ResumeConflict):
+            print(f"dgbn: error: {e}", file=sys.stderr)
+            return 2
+        if isinstance(e, NonFiniteLoss):
+            print(f"dgbn: {e}; the last good checkpoint and any previous export were kept "
+                  f"(try a smaller --learning-rate)", file=sys.stderr)
+            return 3
+        raise
     return 0
 
 

@@ -12,6 +12,7 @@ from tfp_dgbn.atomic import atomic_file
 from tfp_dgbn.evaluate_rings import evaluate_rings
 from tfp_dgbn.export import export_predictive
 from tfp_dgbn.fit.callbacks import FigureSummary, KLAnnealing, PosteriorSummaries, stddev_summary
+from tfp_dgbn.fit.resume import resumable_fit
 from tfp_dgbn.fit.schedules import from_spec
 from tfp_dgbn.model.ring_generator import ring_generator
 from tfp_dgbn.plots import plot_history
@@ -148,19 +149,17 @@ def run_ring_fit(config):
         return plot_generated_vs_simulated(predictor, test["features"][shown], test["noised"][shown],
                                            test["expected"][shown], num_samples=config.num_samples)
 
+    annealing = KLAnnealing(schedule, update=config.kl_update)
     callbacks = [
-        KLAnnealing(schedule, update=config.kl_update),
         keras.callbacks.TensorBoard(config.logdir, histogram_freq=0, write_graph=False),
         PosteriorSummaries(config.logdir, every=config.plot_every),
         FigureSummary(config.logdir, ring_grid, tag="generated_vs_simulated", every=config.plot_every),
-        keras.callbacks.ModelCheckpoint(os.path.join(config.logdir, "checkpoint.keras"), save_freq="epoch"),
     ]
     _progress(f"fitting the ring generator ({n_train} rings, {config.epochs} epochs, "
               f"KL schedule {schedule.spec()}); image loss = nll, KL loss = kl")
-    history = model.fit(train["features"], train["noised"].astype("float32"),
-                        validation_data=(val["features"], val["noised"].astype("float32")),
-                        epochs=config.epochs, batch_size=config.batch_size, callbacks=callbacks,
-                        verbose=config.verbose).history
+    history = resumable_fit(model, annealing, config, train["features"], train["noised"].astype("float32"),
+                            (val["features"], val["noised"].astype("float32")), config.epochs,
+                            config.batch_size, callbacks, config.verbose, progress=_progress)
 
     _progress(f"exporting SavedModel to {config.out}")
     export_predictive(model, config.out, metadata)

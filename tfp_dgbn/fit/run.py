@@ -17,6 +17,7 @@ from tfp_dgbn.evaluate import evaluate_toy
 from tfp_dgbn.export import export_predictive
 from tfp_dgbn.fit.callbacks import (FigureSummary, KLAnnealing, PosteriorSummaries,
                                     stddev_summary)
+from tfp_dgbn.fit.resume import resumable_fit
 from tfp_dgbn.fit.schedules import from_spec
 from tfp_dgbn.model.heads import make_head
 from tfp_dgbn.model.mlp import bayesian_mlp
@@ -166,21 +167,18 @@ def run_fit(config):
                 "feature_ranges": [[toy.x_low, toy.x_high]], "training_config": config.to_dict(),
                 "kl_schedule": schedule.spec()}
     predictor = model_predictor(model, metadata)
+    annealing = KLAnnealing(schedule, update=config.kl_update)
     callbacks = [
-        KLAnnealing(schedule, update=config.kl_update),
         keras.callbacks.TensorBoard(config.logdir, histogram_freq=0, write_graph=False),
         PosteriorSummaries(config.logdir, every=max(config.plot_every // 5, 1)),
         FigureSummary(config.logdir, lambda m: plot_predicted_vs_true(
             predictor, toy, num_samples=config.num_samples), every=config.plot_every),
-        # Saving every epoch costs ~0.1 s each; every plot period (or at the end
-        # of a shorter run) keeps a recent resumable model for less.
-        keras.callbacks.ModelCheckpoint(os.path.join(config.logdir, "checkpoint.keras"),
-                                        save_freq=steps * min(config.plot_every, config.epochs)),
     ]
     _progress(f"fitting {config.task} ({family} head, {config.n_train} examples, "
               f"{config.epochs} epochs, KL schedule {schedule.spec()})")
-    history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
-                        batch_size=config.batch_size, callbacks=callbacks, verbose=config.verbose).history
+    # A toy epoch takes ~0.1 s: checkpoint every 10 epochs, not every one.
+    history = resumable_fit(model, annealing, config, x_train, y_train, (x_val, y_val), config.epochs,
+                            config.batch_size, callbacks, config.verbose, every=10, progress=_progress)
 
     _progress(f"exporting SavedModel to {config.out}")
     export_predictive(model, config.out, metadata)

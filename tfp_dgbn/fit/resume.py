@@ -1,0 +1,168 @@
+"""Surviving crashes: a resumable checkpoint with the KL-schedule state, and a NaN guard.
+
+`ResumeCheckpoint` writes, at the end of every ``every``-th epoch, into
+``<logdir>/resume/``: the model's variables and the optimizer's (a TF
+checkpoint: weights, Adam moments, step counter, kl_weight) and ``state.json``
+(epochs done, the KL schedule's state, the KLAnnealing log). The directory is
+written beside and renamed into place (`tfp_dgbn.atomic`), so a kill at any
+moment leaves either the previous or the new checkpoint, never half of one.
+Running the same job again finds it, restores everything, and continues with
+``initial_epoch`` = epochs done: the run ends after the same total number of
+epochs, and TensorBoard gets each epoch's summaries once (the checkpoint is
+written before the epoch's summaries, so at worst a kill in between leaves one
+epoch's summaries to be written by the resumed run, never twice). A run that
+finishes removes its resume directory, so the next run starts fresh.
+
+`NaNGuard` stops training at the first non-finite loss by raising
+`NonFiniteLoss` (epoch and batch, 1-based), before any callback could save the
+broken weights: the last good checkpoint and the previous export stay as they were.
+"""
+import json
+import os
+import shutil
+
+import numpy as np
+
+from tfp_dgbn.atomic import atomic_directory
+from tfp_dgbn.tfk import keras
+
+STATE_FILE = "state.json"
+WEIGHTS = "weights"
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced a NaN or infinite loss (attributes: epoch, batch, value; 1-based)."""
+
+    def __init__(self, epoch, batch, value):
+        self.epoch, self.batch, self.value = epoch, batch, value
+        super().__init__(f"training stopped: the loss became {value} at epoch {epoch}, batch {batch}")
+
+
+class ResumeConflict(ValueError):
+    """A resumable checkpoint exists in the log directory, from a run with other settings."""
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Raise `NonFiniteLoss` as soon as a training batch's loss is not finite.
+
+    Raising (rather than ``stop_training``) skips the epoch-end callbacks, so
+    checkpoints and figures never see the broken weights.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            raise NonFiniteLoss(self._epoch + 1, batch + 1, float(loss))
+
+
+def resume_dir(logdir):
+    """Where a run's resumable checkpoint lives."""
+    return os.path.join(logdir, "resume")
+
+
+class ResumeCheckpoint(keras.callbacks.Callback):
+    """Atomically checkpoint model, optimizer and KL-schedule state (module docstring).
+
+    Args:
+      logdir: the run's log directory (the checkpoint goes to ``logdir/resume``).
+      annealing: the run's `KLAnnealing` callback (its schedule state is saved).
+      config: JSON-able run config; a resume with a different config is refused.
+      every: period in epochs.
+    """
+
+    def __init__(self, logdir, annealing, config, every=1):
+        super().__init__()
+        self.path = resume_dir(logdir)
+        self.annealing = annealing
+        self.config = config
+        self.every = max(int(every), 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        if done % self.every and done != self.params.get("epochs"):
+            return
+        state = {"epochs_done": done, "schedule": self.annealing.schedule.get_state(),
+                 "kl_history": self.annealing.history, "config": self.config}
+        with atomic_directory(self.path) as tmp:
+            self.model.save_weights(os.path.join(tmp, WEIGHTS, "ckpt"), save_format="tf")
+            with open(os.path.join(tmp, STATE_FILE), "w") as f:
+                json.dump(state, f, default=float)
+
+    def restore(self, model):
+        """Load a saved checkpoint into ``model`` (compiled); returns epochs done (0 if none).
+
+        Raises:
+          ResumeConflict if the checkpoint was written by a run with another config.
+        """
+        state_file = os.path.join(self.path, STATE_FILE)
+        if not os.path.exists(state_file):
+            return 0
+        with open(state_file) as f:
+            state = json.load(f)
+        if state.get("config") != self.config:
+            changed = sorted(k for k in set(state.get("config", {})) | set(self.config)
+                             if state.get("config", {}).get(k) != self.config.get(k))
+            raise ResumeConflict(f"{self.path!r} holds a checkpoint of a run with other settings ({', '.join(changed)}); "
+                             f"remove it or use another --logdir")
+        # Optimizer slots are created lazily; expect_partial lets them restore on first use.
+        model.load_weights(os.path.join(self.path, WEIGHTS, "ckpt")).expect_partial()
+        self.annealing.schedule.set_state(state["schedule"])
+        self.annealing.history = [tuple(h) for h in state["kl_history"]]
+        return int(state["epochs_done"])
+
+    def clear(self):
+        """Remove the checkpoint (after a run finished)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def resumable_fit(model, annealing, config, x, y, validation_data, epochs, batch_size, callbacks, verbose,
+                  every=1, progress=print):
+    """``model.fit`` that resumes from ``config.logdir/resume`` and stops on a non-finite loss.
+
+    Args:
+      model: a compiled `BayesianModel`.
+      annealing: its `KLAnnealing` callback (first in the callback order).
+      config: the run config (``logdir``; ``to_dict()`` identifies the run).
+      x, y, validation_data, epochs, batch_size, verbose: as for ``fit``.
+      callbacks: the other callbacks (TensorBoard, summaries), run after the checkpoint.
+      every: checkpoint period in epochs (and always after the last epoch).
+      progress: callable for one-line messages.
+
+    Returns:
+      The Keras history dict of the epochs run by this call.
+
+    Raises:
+      NonFiniteLoss: the loss became NaN or infinite (the checkpoint is kept).
+    """
+    identity = {k: v for k, v in config.to_dict().items() if k not in ("verbose", "plot_every")}
+    checkpoint = ResumeCheckpoint(config.logdir, annealing, identity, every=every)
+    initial = checkpoint.restore(model)
+    if initial:
+        progress(f"resuming from {checkpoint.path} after epoch {initial} of {epochs}")
+    history = model.fit(x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
+                        initial_epoch=initial, callbacks=[annealing, NaNGuard(), checkpoint] + list(callbacks),
+                        verbose=verbose).history
+    save_model_atomically(model, os.path.join(config.logdir, "checkpoint.keras"))
+    checkpoint.clear()
+    return history
+
+
+def save_model_atomically(model, path):
+    """``model.save(path)`` (Keras format) written beside and renamed into place."""
+    from tfp_dgbn.atomic import _check_parent
+
+    parent = _check_parent(path)
+    tmp = os.path.join(parent, "." + os.path.basename(path) + f".tmp-{os.getpid()}.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
