@@ -143,3 +143,13 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     (logdir / "resume" / "state.json").write_text(json.dumps({"epochs_done": 2, "config": {"epochs": 7}}))
     with pytest.raises(ResumeConflict, match="other settings"):
         run_fit(FitConfig(epochs=3, logdir=str(logdir), out=str(tmp_path / "m"), verbose=0))
+
+
+def test_loading_never_unpickles(tmp_path):
+    from tfp_dgbn.dataset.ring_files import load_rings
+
+    # A ring file whose metadata is a pickled object array: refused, nothing executed.
+    bad = str(tmp_path / "pickled.npz")
+    np.savez(bad, metadata=np.array([{"format": "tfp_dgbn.rings/1"}], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle|Object arrays"):
+        load_rings(bad)

@@ -147,7 +147,7 @@ def test_for_image_size_keeps_photon_totals():
     ({"theta_range": (0.0, 2.0)}, "theta_range must lie in [0, pi/2)"),
     ({"x0_range": (-20.0, 6.0)}, "x0_range (-20.0, 6.0) leaves the image"),
     ({"radius_range": (5.0, float("nan"))}, "radius_range must be (low, high)"),
-    ({"photons_per_r2": -1.0}, "photons_per_r2 must be > 0, got -1.0"),
+    ({"photons_per_r2": -1.0}, "photons_per_r2 must be finite and > 0, got -1.0"),
 ])
 def test_bad_config_is_named(kwargs, message):
     with pytest.raises(ValueError) as err:

@@ -85,12 +85,13 @@ class RingConfig:
     supersample: int = 4
 
     def __post_init__(self):
-        size = self.image_size
-        if isinstance(size, bool) or int(size) != size or size < 8:
-            raise ValueError(f"image_size must be an integer >= 8, got {size!r}")
+        _integer(self, "image_size", 8)
         for name in ("x0_range", "y0_range", "radius_range", "width_range", "theta_range", "phi_range"):
             value = getattr(self, name)
-            lo, hi = (float(v) for v in value) if len(value) == 2 else (math.nan, math.nan)
+            try:
+                lo, hi = (float(v) for v in value)
+            except (TypeError, ValueError):
+                lo = hi = math.nan
             if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
                 raise ValueError(f"{name} must be (low, high) with finite low <= high, got {value!r}")
             object.__setattr__(self, name, (lo, hi))
@@ -100,24 +101,18 @@ class RingConfig:
             raise ValueError(f"width_range must be > 0, got {self.width_range!r}")
         if self.theta_range[0] < 0 or self.theta_range[1] >= math.pi / 2:
             raise ValueError(f"theta_range must lie in [0, pi/2), got {self.theta_range!r}")
-        half = size / 2
+        half = self.image_size / 2
         for name in ("x0_range", "y0_range"):
             lo, hi = getattr(self, name)
             if lo < -half or hi > half:
-                raise ValueError(f"{name} {getattr(self, name)!r} leaves the image (|value| <= {half})")
-        if not (math.isfinite(self.photons_per_r2) and self.photons_per_r2 > 0):
-            raise ValueError(f"photons_per_r2 must be > 0, got {self.photons_per_r2!r}")
-        for name in ("ellipticity", "shift", "smear_position", "smear_theta", "smear_radius",
-                     "bg_floor", "bg_peak"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-        if not (math.isfinite(self.bg_scale) and self.bg_scale > 0):
-            raise ValueError(f"bg_scale must be > 0, got {self.bg_scale!r}")
-        if int(self.angle_samples) != self.angle_samples or self.angle_samples < 16:
-            raise ValueError(f"angle_samples must be an integer >= 16, got {self.angle_samples!r}")
-        if int(self.supersample) != self.supersample or self.supersample < 1:
-            raise ValueError(f"supersample must be an integer >= 1, got {self.supersample!r}")
+                raise ValueError(f"{name} {getattr(self, name)!r} leaves the image of image_size {self.image_size} "
+                                 f"(|value| <= {half}); RingConfig.for_image_size rescales the ranges")
+        for name in ("ellipticity", "shift", "smear_position", "smear_theta", "smear_radius", "bg_floor", "bg_peak"):
+            _real(self, name, lambda v: v >= 0, ">= 0")
+        for name in ("photons_per_r2", "bg_scale"):
+            _real(self, name, lambda v: v > 0, "> 0")
+        _integer(self, "angle_samples", 16)
+        _integer(self, "supersample", 1)
 
     @classmethod
     def for_image_size(cls, image_size, **overrides):
@@ -183,6 +178,25 @@ class RingConfig:
         d = self.shift * f[:, 2] * sin_t
         centre = np.stack([f[:, 0] + d * np.cos(phi), f[:, 1] + d * np.sin(phi)], axis=1)
         return centre, f[:, 2] * (1 + self.ellipticity * sin_t), f[:, 2], phi
+
+
+def _integer(config, name, minimum):
+    value = getattr(config, name)
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and int(value) == value and value >= minimum):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    object.__setattr__(config, name, int(value))
+
+
+def _real(config, name, test, what):
+    value = getattr(config, name)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not (math.isfinite(number) and test(number)):
+        raise ValueError(f"{name} must be finite and {what}, got {value!r}")
+    object.__setattr__(config, name, number)
 
 
 def pixel_centres(image_size):
