@@ -20,6 +20,12 @@ def _run(args, **kw):
     (["fit", "toy-gaussian", "--n-train", "0"], "N_train must be a positive integer, got 0"),
     (["fit", "toy-gaussian", "--epochs", "-3"], "epochs"),
     (["predict", "--model", "/nonexistent/model", "--features", "0.1"], "no SavedModel"),
+    (["fit", "rings", "--epochs", "0"], "epochs must be a positive integer, got 0"),
+    (["fit", "toy-gaussian", "--data", "x.npz"], "--data is for 'dgbn fit rings'"),
+    (["simulate", "--n", "2", "--out", "/tmp/x.npz"], "n must be an integer >= 3"),
+    (["simulate", "--n", "30", "--out", "/tmp/x.txt"], "output path must end in .npz"),
+    (["generate", "--model", "/nonexistent/model", "--features", "0", "0", "7", "1", "0", "0", "--out", "/tmp/g.png"],
+     "no SavedModel"),
 ])
 def test_user_errors_exit_2_with_one_line(args, match):
     out = _run(args)

@@ -96,6 +96,12 @@ def test_export_signatures_validate_their_inputs(gaussian_fit):
         sig(features=tf.constant([[np.nan]]), num_samples=tf.constant(4))
     with pytest.raises(tf.errors.InvalidArgumentError, match="num_samples"):
         sig(features=tf.constant([[0.1]]), num_samples=tf.constant(0))
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match=r"shape \[batch, 1\]"):
+        sig(features=tf.constant([0.1, 0.2]), num_samples=tf.constant(4))  # rank 1
+    with pytest.raises(tf.errors.InvalidArgumentError, match="1 columns"):
+        sig(features=tf.constant([[0.1, 0.2]]), num_samples=tf.constant(4))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a float tensor"):
+        sig(features=tf.constant([[1]]), num_samples=tf.constant(4))
     samples = loaded.signatures["sample"](features=tf.constant([[0.1]] * 3), num_samples=tf.constant(5))
     assert samples["samples"].shape == (5, 3)
     predictor = tfp_dgbn.load(gaussian_fit.paths["savedmodel"])

@@ -155,3 +155,22 @@ def test_dgbn_generate_writes_grid_and_rejects_bad_features(ring_fit, tmp_path):
     assert bad.returncode == 2 and "R=-7.0 must be > 0 (radius)" in bad.stderr and "Traceback" not in bad.stderr
     short = subprocess.run(cmd[:-12] + ["0", "0", "7"], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert short.returncode == 2 and "6 numbers per ring" in short.stderr
+
+
+def test_dgbn_fit_rings_trains_on_a_simulated_file(tmp_path):
+    from tfp_dgbn.dataset.ring_files import write_rings
+
+    data = str(tmp_path / "rings.npz")
+    write_rings(data, 600, seed=2, progress=False)
+    cmd = [PYTHON, "-m", "tfp_dgbn.cli", "fit", "rings", "--data", data, "--epochs", "1", "--logdir",
+           str(tmp_path / "logs"), "--out", str(tmp_path / "export"), "--quiet"]
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "explained fraction" in run.stdout
+    import json
+
+    metrics = json.load(open(tmp_path / "logs" / "metrics.json"))
+    assert metrics["metrics"]["n"] == 60 and metrics["config"]["data"] == data  # the file's test split
+    missing = subprocess.run(cmd[:5] + [str(tmp_path / "missing.npz")], capture_output=True, text=True, cwd=REPO,
+                             timeout=300)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

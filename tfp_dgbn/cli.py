@@ -7,6 +7,7 @@
   dgbn compare-kl [--n-train N] [--epochs N] [--out-dir docs/figures]   (KL strategies side by side)
   dgbn generate --model saved_models/rings --features x0 y0 R w theta phi [--n 16] --out grid.png
   dgbn simulate --n 100000 --out rings.npz [--seed S] [--image-size 32] [--plots DIR]
+  dgbn notebooks [--small]  (execute notebooks/ top to bottom; outputs in runs/notebooks/)
   dgbn schedules            (list KL schedules and their parameters)
 
 A user error (bad value, missing file) prints one line and exits with code 2; a
@@ -102,6 +103,11 @@ def build_parser():
     sim.add_argument("--plots", default=None, metavar="DIR",
                      help="also write feature-sweep and pixel-count figures to DIR")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    nbs = sub.add_parser("notebooks", help="execute the story notebooks top to bottom (full size by default)")
+    nbs.add_argument("--small", action="store_true", help="the test suite's small sizes (~3 minutes)")
+    nbs.add_argument("--out-dir", default=os.path.join("runs", "notebooks", "executed"),
+                     help="executed copies with outputs go here")
 
     sub.add_parser("schedules", help="list KL schedules and their parameters")
     return parser
@@ -205,6 +211,7 @@ def _generate(args):
     import numpy as np
 
     import tfp_dgbn
+    from tfp_dgbn.plots import save_figure
     from tfp_dgbn.ring_plots import plot_generated_grid
     from tfp_dgbn.simulate.rings import NUM_FEATURES, RingConfig, check_ring_features
 
@@ -220,11 +227,10 @@ def _generate(args):
         features = check_ring_features(np.reshape(args.features, (-1, NUM_FEATURES)),
                                        RingConfig.from_dict(predictor.metadata["simulator_config"]))
         fig, counts = plot_generated_grid(predictor, features, args.n, seed=args.seed)
-        from tfp_dgbn.atomic import atomic_file
-
-        with atomic_file(args.out, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
+        save_figure(fig, args.out)
         if args.npz:
+            from tfp_dgbn.atomic import atomic_file
+
             with atomic_file(args.npz, "wb") as f:
                 np.savez(f, features=features.astype("float32"), generated=counts)
     except (ValueError, FileNotFoundError, OSError) as e:
@@ -249,16 +255,16 @@ def _simulate(args):
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items())
           + f" rings of {args.image_size}x{args.image_size} pixels (seed {args.seed})")
     if args.plots:
+        from tfp_dgbn.plots import save_figure
         from tfp_dgbn.ring_plots import plot_count_histograms, plot_feature_sweeps
 
         try:
             os.makedirs(args.plots, exist_ok=True)
-            plot_feature_sweeps(config, seed=args.seed).savefig(os.path.join(args.plots, "feature_sweeps.png"),
-                                                                dpi=100)
+            save_figure(plot_feature_sweeps(config, seed=args.seed), os.path.join(args.plots, "feature_sweeps.png"))
             held = load_rings(args.out, "test")[0]
             if "expected" in held:
-                plot_count_histograms(held["noised"], held["expected"]).savefig(
-                    os.path.join(args.plots, "pixel_counts.png"), dpi=100)
+                save_figure(plot_count_histograms(held["noised"], held["expected"]),
+                            os.path.join(args.plots, "pixel_counts.png"))
         except OSError as e:
             raise UserError(f"cannot write plots to {args.plots!r}: {e}") from None
         print(f"figures in {args.plots}")
@@ -279,6 +285,12 @@ def main(argv=None):
             _generate(args)
         elif args.command == "simulate":
             _simulate(args)
+        elif args.command == "notebooks":
+            from tfp_dgbn.notebook_runner import run_all
+
+            for name, seconds in run_all(small=args.small, out_dir=args.out_dir).items():
+                print(f"{name}: {seconds:.0f} s")
+            print(f"executed notebooks with their figures in {args.out_dir}")
         elif args.command == "schedules":
             print(_schedule_help())
     except UserError as e:

@@ -43,7 +43,13 @@ class PredictiveModule(tf.Module):
 
     def _checked(self, features, num_samples):
         # Validation inside the graph, so every client of the signature gets it.
+        # The signature's TensorSpec fixes the dtype, but a concrete function
+        # accepts any shape: check rank and width here, with messages a client can act on.
+        d = int(self.model.inputs[0].shape[-1])
         checks = [
+            tf.debugging.assert_rank(features, 2, message=f"features must have shape [batch, {d}]"),
+            tf.debugging.assert_equal(tf.shape(features)[-1], d,
+                                      message=f"features must have {d} columns (shape [batch, {d}])"),
             tf.debugging.assert_all_finite(features, "features must be finite (no NaN or inf)"),
             tf.debugging.assert_positive(num_samples, message="num_samples must be >= 1"),
         ]

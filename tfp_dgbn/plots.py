@@ -1,7 +1,12 @@
 """Figures of predicted (blue) vs true (orange) distributions."""
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg")  # files and TensorBoard images only; no screen needed
+# Figures go to files and TensorBoard, so scripts need no screen: Agg. Inside a
+# Jupyter kernel keep its inline backend, or notebooks would show no figures.
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -92,3 +97,13 @@ def plot_history(history, keys=("nll", "kl", "kl_weight")):
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def save_figure(fig, path, dpi=100):
+    """Write ``fig`` to ``path`` (PNG) atomically, then close it (so notebooks do not show it twice)."""
+    from tfp_dgbn.atomic import atomic_file
+
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi)
+    plt.close(fig)
+    return path

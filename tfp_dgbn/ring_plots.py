@@ -1,12 +1,9 @@
 """Figures of ring images: feature sweeps (true vs noised) and pixel-count histograms."""
-import matplotlib
+import numpy as np
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from tfp_dgbn.simulate import rings  # noqa: E402
+from tfp_dgbn.plots import plt  # one place picks the backend
+from tfp_dgbn.simulate import rings
 
 
 def _show(ax, image, vmax=None, cmap="viridis"):

@@ -38,10 +38,10 @@ def compare_kl_strategies(base_config, out_dir, names=None):
     """
     import dataclasses
 
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     from tfp_dgbn.fit.ring_run import run_ring_fit
+    from tfp_dgbn.plots import save_figure
 
     specs = strategies(base_config.epochs)
     names = names or list(specs)
@@ -59,6 +59,8 @@ def compare_kl_strategies(base_config, out_dir, names=None):
         results[name] = (result.history, result.metrics)
 
     os.makedirs(out_dir, exist_ok=True)
+    from tfp_dgbn.plots import plt
+
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for i, (name, (history, _)) in enumerate(results.items()):
         epochs = np.arange(1, len(history["nll"]) + 1)
@@ -73,8 +75,7 @@ def compare_kl_strategies(base_config, out_dir, names=None):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    with atomic_file(os.path.join(out_dir, "kl_strategies.png"), "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
+    save_figure(fig, os.path.join(out_dir, "kl_strategies.png"))
 
     rows = ["| strategy | schedule | final kl_weight | KL gap (nats/image) | explained | "
             "image loss | KL loss | KL raw | median posterior sd | ring W1 / floor (worst) |",

@@ -15,7 +15,7 @@ from tfp_dgbn.fit.callbacks import FigureSummary, KLAnnealing, PosteriorSummarie
 from tfp_dgbn.fit.resume import resumable_fit
 from tfp_dgbn.fit.schedules import from_spec
 from tfp_dgbn.model.ring_generator import ring_generator
-from tfp_dgbn.plots import plot_history
+from tfp_dgbn.plots import plot_history, save_figure
 from tfp_dgbn.predict import model_predictor
 from tfp_dgbn.simulate import rings
 from tfp_dgbn.tfk import keras
@@ -177,8 +177,8 @@ def run_ring_fit(config):
              "plot": os.path.join(config.logdir, "rings.png"),
              "history_plot": os.path.join(config.logdir, "history.png"),
              "metrics": os.path.join(config.logdir, "metrics.json")}
-    ring_grid(model).savefig(paths["plot"], dpi=100)
-    plot_history(history).savefig(paths["history_plot"], dpi=100)
+    save_figure(ring_grid(model), paths["plot"])
+    save_figure(plot_history(history), paths["history_plot"])
     with atomic_file(paths["metrics"], "w") as f:
         json.dump({"metrics": metrics, "config": config.to_dict()}, f, indent=2, default=float)
     history = {k: [float(v) for v in vals] for k, vals in history.items()}

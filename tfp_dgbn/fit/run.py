@@ -22,7 +22,7 @@ from tfp_dgbn.fit.schedules import from_spec
 from tfp_dgbn.model.heads import make_head
 from tfp_dgbn.model.mlp import bayesian_mlp
 from tfp_dgbn.model.variational import check_num_train
-from tfp_dgbn.plots import plot_history, plot_predicted_vs_true
+from tfp_dgbn.plots import plot_history, plot_predicted_vs_true, save_figure
 from tfp_dgbn.predict import model_predictor
 from tfp_dgbn.simulate.toys import make_toy
 from tfp_dgbn.tfk import keras
@@ -194,8 +194,8 @@ def run_fit(config):
              "history_plot": os.path.join(config.logdir, "history.png"),
              "metrics": os.path.join(config.logdir, "metrics.json")}
     fig = plot_predicted_vs_true(predictor, toy, data=(x_train, y_train), num_samples=config.num_samples)
-    fig.savefig(paths["plot"], dpi=100)
-    plot_history(history).savefig(paths["history_plot"], dpi=100)
+    save_figure(fig, paths["plot"])
+    save_figure(plot_history(history), paths["history_plot"])
     with atomic_file(paths["metrics"], "w") as f:
         json.dump({"metrics": metrics, "config": config.to_dict()}, f, indent=2, default=float)
     history = {k: [float(v) for v in vals] for k, vals in history.items()}
