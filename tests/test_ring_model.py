@@ -171,6 +171,6 @@ def test_dgbn_fit_rings_trains_on_a_simulated_file(tmp_path):
 
     metrics = json.load(open(tmp_path / "logs" / "metrics.json"))
     assert metrics["metrics"]["n"] == 60 and metrics["config"]["data"] == data  # the file's test split
-    missing = subprocess.run(cmd[:5] + [str(tmp_path / "missing.npz")], capture_output=True, text=True, cwd=REPO,
+    missing = subprocess.run(cmd[:6] + [str(tmp_path / "missing.npz")], capture_output=True, text=True, cwd=REPO,
                              timeout=300)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
