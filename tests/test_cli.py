@@ -1,6 +1,5 @@
 """The dgbn command: a short real run, and user errors as one line with exit code 2."""
 import json
-import os
 import subprocess
 
 import pytest

@@ -1,5 +1,4 @@
 """Ring datasets on disk, the tf.data loader, the `dgbn simulate` command and the ring warm-up toys."""
-import json
 import os
 import subprocess
 

@@ -10,7 +10,8 @@ import shutil
 import tempfile
 
 
-def _check_parent(target):
+def writable_parent(target):
+    """Create ``target``'s parent directory if needed and check it is writable; returns its path."""
     parent = os.path.dirname(os.path.abspath(target)) or "."
     os.makedirs(parent, exist_ok=True)
     if not os.access(parent, os.W_OK):
@@ -26,7 +27,7 @@ def atomic_directory(target):
       target: final directory path. An existing directory there is replaced
         only after the new one is complete.
     """
-    parent = _check_parent(target)
+    parent = writable_parent(target)
     tmp = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.abspath(target)) + ".tmp-", dir=parent)
     try:
         yield tmp
@@ -51,7 +52,7 @@ def atomic_file(target, mode="wb"):
       target: final file path.
       mode: "wb" or "w".
     """
-    parent = _check_parent(target)
+    parent = writable_parent(target)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".tmp-", dir=parent)
     try:
         with os.fdopen(fd, mode) as f:

@@ -26,7 +26,7 @@ import zipfile
 import numpy as np
 
 import tfp_dgbn
-from tfp_dgbn.atomic import _check_parent
+from tfp_dgbn.atomic import writable_parent
 from tfp_dgbn.simulate import rings
 
 FORMAT = "tfp_dgbn.rings/1"
@@ -76,7 +76,7 @@ def write_rings(path, n, seed=0, config=None, fractions=(0.8, 0.1, 0.1), expecte
     if not str(path).endswith(".npz"):
         raise ValueError(f"output path must end in .npz, got {path!r}")
     try:
-        parent = _check_parent(path)
+        parent = writable_parent(path)
         tmp = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".tmp-", dir=parent)
     except OSError as e:
         raise OSError(f"cannot write {path!r}: {e.strerror or e}") from None

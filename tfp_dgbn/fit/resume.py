@@ -156,9 +156,9 @@ def resumable_fit(model, annealing, config, x, y, validation_data, epochs, batch
 
 def save_model_atomically(model, path):
     """``model.save(path)`` (Keras format) written beside and renamed into place."""
-    from tfp_dgbn.atomic import _check_parent
+    from tfp_dgbn.atomic import writable_parent
 
-    parent = _check_parent(path)
+    parent = writable_parent(path)
     tmp = os.path.join(parent, "." + os.path.basename(path) + f".tmp-{os.getpid()}.keras")
     try:
         model.save(tmp)

@@ -85,13 +85,16 @@ def _progress(message):
 def _simulate_split(n, seed, config, expected, progress):
     from tqdm.auto import tqdm
 
-    parts = []
-    with tqdm(total=n, unit="ring", desc="simulating", disable=not progress) as bar:
-        for chunk in rings.generate(n, seed, config, chunk_size=1024 if expected else rings.BLOCK_SIZE,
-                                    expected=expected):
-            parts.append(chunk)
-            bar.update(len(chunk["features"]))
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    chunks = list(rings.generate(n, seed, config))  # ~200,000 rings/s: no bar needed
+    split = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    if expected:  # ~700 exact images/s: show progress
+        parts = []
+        with tqdm(total=n, unit="ring", desc="exact images", disable=not progress) as bar:
+            for start in range(0, n, 250):
+                parts.append(rings.expected_images(split["features"][start:start + 250], config).astype("float32"))
+                bar.update(len(parts[-1]))
+        split["expected"] = np.concatenate(parts)
+    return split
 
 
 def ring_data(config):
@@ -170,6 +173,7 @@ def run_ring_fit(config):
     metrics.pop("generated")
     metrics["posterior_stddev"] = stddev_summary(model)
     metrics["final_kl_weight"] = float(model.kl_weight.numpy())
+    metrics["prior_scale"] = config.prior_scale
     metrics["seconds"] = time.time() - t0
     metrics["version"] = tfp_dgbn.__version__
 
@@ -198,5 +202,5 @@ def summary_lines(metrics):
         f"({worst['statistic']}, R in [{worst['R'][0]:.1f}, {worst['R'][1]:.1f}])",
         f"pixel PIT histogram max deviation from uniform {m['pit_max_deviation']:.4f} (0.1 per bin ideal)",
         f"posterior stddev: min {sd['min']:.2g}, median {sd['median']:.2g}, max {sd['max']:.2g} (prior "
-        f"{sd.get('prior', 1.0):g}); {m['seconds']:.0f} s",
+        f"{m['prior_scale']:g}); {m['seconds']:.0f} s",
     ]
