@@ -35,8 +35,7 @@ def plot_feature_sweeps(config=None, num_values=5, seed=0):
     fig, axes = plt.subplots(2 * n_feat, num_values, figsize=(1.6 * num_values, 1.6 * 2 * n_feat + 0.6))
     for j, (name, (lo, hi)) in enumerate(zip(rings.FEATURE_NAMES, config.feature_ranges)):
         values = np.linspace(lo, hi, num_values, endpoint=name != "phi")
-        f = np.tile(config.reference_features(), (num_values, 1))
-        f[:, j] = values
+        f = config.sweep(name, values)
         true = rings.true_rings(f, config)
         noised = rings.noised_images(f, rng, config)
         vmax = max(1, noised.max())

@@ -25,12 +25,6 @@ from tfp_dgbn.validate import check_features
 tfd = tfp.distributions
 
 
-def _reference_features(config, column, values):
-    f = np.tile(config.reference_features(), (len(values), 1))
-    f[:, column] = values
-    return f
-
-
 @dataclass(frozen=True)
 class RingResidual:
     """Radial residual of ring hits given one feature; see module docstring."""
@@ -63,7 +57,7 @@ class RingResidual:
     def scale(self, x):
         """sigma_eff of the reference ring with the feature set to x (pixels)."""
         x = np.asarray(x, "float64").reshape(-1)
-        return self.config.sigma_eff(_reference_features(self.config, self.column, x))
+        return self.config.sigma_eff(self.config.sweep(self.feature, x))
 
     def true_distribution(self, x):
         """Exact law of the residual given x [B, 1]: Normal(0, sigma_eff), batch [B]."""
@@ -74,7 +68,7 @@ class RingResidual:
         """Draw (x [n, 1], y [n]) float32: one simulated hit per ring, x uniform over the range."""
         rng = np.random.default_rng(seed)
         x = rng.uniform(self.x_low, self.x_high, size=n)
-        features = _reference_features(self.config, self.column, x)
+        features = self.config.sweep(self.feature, x)
         y = np.empty(n)
         todo = np.arange(n)
         while todo.size:  # a ring can produce no photon (N ~ Poisson); draw it again
@@ -114,7 +108,7 @@ class RingCount:
         cache = self.__dict__.get("_cache")
         if cache is None:
             grid = np.linspace(self.x_low, self.x_high, self.grid_points)
-            mean = rings.expected_images(_reference_features(self.config, 2, grid), self.config).sum(axis=(1, 2))
+            mean = rings.expected_images(self.config.sweep("R", grid), self.config).sum(axis=(1, 2))
             cache = self.__dict__["_cache"] = (grid, mean)
         return cache
 
@@ -132,5 +126,5 @@ class RingCount:
         """Draw (x [n, 1], y [n]) float32: R uniform, y the total of a simulated image."""
         rng = np.random.default_rng(seed)
         x = rng.uniform(self.x_low, self.x_high, size=n)
-        images = rings.noised_images(_reference_features(self.config, 2, x), rng, self.config)
+        images = rings.noised_images(self.config.sweep("R", x), rng, self.config)
         return x[:, None].astype("float32"), images.sum(axis=(1, 2)).astype("float32")

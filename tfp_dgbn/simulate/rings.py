@@ -151,6 +151,13 @@ class RingConfig:
         mid = [0.5 * (lo + hi) for lo, hi in self.feature_ranges]
         return np.array([0.0, 0.0, mid[2], mid[3], mid[4], 0.0])
 
+    def sweep(self, name, values):
+        """Reference rings with feature ``name`` set to each of ``values``; float64 [len(values), 6]."""
+        values = np.asarray(values, "float64").reshape(-1)
+        f = np.tile(self.reference_features(), (len(values), 1))
+        f[:, FEATURE_NAMES.index(name)] = values
+        return f
+
     # --- the physics, vectorised over rings (arrays [B]) ---------------------
     def mean_photons(self, radius):
         """nbar = photons_per_r2 * R^2 (photons per ring)."""
