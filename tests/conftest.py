@@ -7,6 +7,11 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tfp_dgbn  # noqa: E402,F401  (sets the Keras 2 switch before TF loads)
+from tfp_dgbn.fit.distribute import configure_cpu_devices  # noqa: E402
+
+# Two logical CPU devices for the MirroredStrategy tests; it must happen
+# before the first TensorFlow op. Single-device code runs on the first.
+configure_cpu_devices(2)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable

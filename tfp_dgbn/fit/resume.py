@@ -24,6 +24,7 @@ import shutil
 import numpy as np
 
 from tfp_dgbn.atomic import atomic_directory
+from tfp_dgbn.fit.distribute import worker_path
 from tfp_dgbn.tfk import keras
 
 STATE_FILE = "state.json"
@@ -75,11 +76,14 @@ class ResumeCheckpoint(keras.callbacks.Callback):
       annealing: the run's `KLAnnealing` callback (its schedule state is saved).
       config: JSON-able run config; a resume with a different config is refused.
       every: period in epochs.
+      write_logdir: where this process writes its checkpoint, if not ``logdir``
+        (a non-chief worker of a multi-worker run; it resumes from the chief's).
     """
 
-    def __init__(self, logdir, annealing, config, every=1):
+    def __init__(self, logdir, annealing, config, every=1, write_logdir=None):
         super().__init__()
         self.path = resume_dir(logdir)
+        self.write_path = resume_dir(write_logdir or logdir)
         self.annealing = annealing
         self.config = config
         self.every = max(int(every), 1)
@@ -90,7 +94,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
             return
         state = {"epochs_done": done, "schedule": self.annealing.schedule.get_state(),
                  "kl_history": self.annealing.history, "config": self.config}
-        with atomic_directory(self.path) as tmp:
+        with atomic_directory(self.write_path) as tmp:
             self.model.save_weights(os.path.join(tmp, WEIGHTS, "ckpt"), save_format="tf")
             with open(os.path.join(tmp, STATE_FILE), "w") as f:
                 json.dump(state, f, default=float)
@@ -119,39 +123,48 @@ class ResumeCheckpoint(keras.callbacks.Callback):
 
     def clear(self):
         """Remove the checkpoint (after a run finished)."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        shutil.rmtree(self.write_path, ignore_errors=True)
 
 
 def resumable_fit(model, annealing, config, x, y, validation_data, epochs, batch_size, callbacks, verbose,
-                  every=1, progress=print):
+                  every=1, progress=print, strategy=None, steps_per_epoch=None):
     """``model.fit`` that resumes from ``config.logdir/resume`` and stops on a non-finite loss.
 
     Args:
       model: a compiled `BayesianModel`.
       annealing: its `KLAnnealing` callback (first in the callback order).
       config: the run config (``logdir``; ``to_dict()`` identifies the run).
-      x, y, validation_data, epochs, batch_size, verbose: as for ``fit``.
+      x, y, validation_data, epochs, batch_size, verbose: as for ``fit``; ``x``
+        may instead be a function ``initial_epoch -> dataset`` (then ``y`` is
+        None and ``steps_per_epoch`` is given), so a resumed run's data can
+        continue where it stopped.
       callbacks: the other callbacks (TensorBoard, summaries), run after the checkpoint.
       every: checkpoint period in epochs (and always after the last epoch).
       progress: callable for one-line messages.
+      strategy: the `tf.distribute.Strategy` the model was built under (None:
+        default); a non-chief worker writes below ``logdir/workertemp_<id>``.
+      steps_per_epoch: training steps per epoch of an endless dataset.
 
     Returns:
-      The Keras history dict of the epochs run by this call.
+      The Keras history of the epochs run by this call: dict name -> list of floats.
 
     Raises:
       NonFiniteLoss: the loss became NaN or infinite (the checkpoint is kept).
     """
     identity = {k: v for k, v in config.to_dict().items() if k not in ("verbose", "plot_every")}
-    checkpoint = ResumeCheckpoint(config.logdir, annealing, identity, every=every)
+    write_logdir = config.logdir if strategy is None else worker_path(config.logdir, strategy)
+    checkpoint = ResumeCheckpoint(config.logdir, annealing, identity, every=every, write_logdir=write_logdir)
     initial = checkpoint.restore(model)
     if initial:
         progress(f"resuming from {checkpoint.path} after epoch {initial} of {epochs}")
+    if callable(x):
+        x, batch_size = x(initial), None
     history = model.fit(x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
-                        initial_epoch=initial, callbacks=[annealing, NaNGuard(), checkpoint] + list(callbacks),
-                        verbose=verbose).history
-    save_model_atomically(model, os.path.join(config.logdir, "checkpoint.keras"))
+                        steps_per_epoch=steps_per_epoch, initial_epoch=initial,
+                        callbacks=[annealing, NaNGuard(), checkpoint] + list(callbacks), verbose=verbose).history
+    save_model_atomically(model, os.path.join(write_logdir, "checkpoint.keras"))
     checkpoint.clear()
-    return history
+    return {k: [float(v) for v in vals] for k, vals in history.items()}
 
 
 def save_model_atomically(model, path):

@@ -17,6 +17,7 @@ from tfp_dgbn.evaluate import evaluate_toy
 from tfp_dgbn.export import export_predictive
 from tfp_dgbn.fit.callbacks import (FigureSummary, KLAnnealing, PosteriorSummaries,
                                     stddev_summary)
+from tfp_dgbn.fit.distribute import build_and_compile, finish_on_chief, make_strategy, worker_path
 from tfp_dgbn.fit.resume import resumable_fit
 from tfp_dgbn.fit.schedules import from_spec
 from tfp_dgbn.model.heads import make_head
@@ -49,6 +50,10 @@ def check_fit_settings(config, positive_ints):
     if not (np.isfinite(config.learning_rate) and config.learning_rate > 0):
         raise ValueError(f"learning_rate must be > 0, got {config.learning_rate!r}")
     from_spec(config.kl_schedule)
+    from tfp_dgbn.fit.distribute import STRATEGIES
+
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {config.strategy!r}; choose one of {list(STRATEGIES)}")
 
 
 @dataclass
@@ -71,6 +76,8 @@ class FitConfig:
       kl_schedule: schedule spec, e.g. "constant:weight=1", "step:w0=0.01,w1=1,epoch=50".
       kl_update: "epoch" or "batch".
       seed: seeds data, initialisation and Flipout.
+      strategy: "default", "mirrored" or "multiworker" (`tfp_dgbn.fit.distribute`);
+        ``batch_size`` is the global batch, split over replicas.
       logdir: TensorBoard logs, checkpoint, figures, metrics.json.
       out: SavedModel export directory.
       plot_every: epochs between TensorBoard figures and histograms.
@@ -94,6 +101,7 @@ class FitConfig:
     kl_schedule: str = "constant:weight=1"
     kl_update: str = "epoch"
     seed: int = 0
+    strategy: str = "default"
     logdir: str = None
     out: str = None
     plot_every: int = 50
@@ -120,7 +128,10 @@ class FitConfig:
 
 @dataclass
 class FitResult:
-    """What a run returns: the model, its predictor, history and metrics, and where files went."""
+    """What a run returns: the model, its predictor, history and metrics, and where files went.
+
+    On a non-chief worker of a multi-worker run only ``history`` is set (the chief exports and evaluates).
+    """
 
     model: object
     predictor: object
@@ -150,35 +161,44 @@ def run_fit(config):
 
     family = config.head or TASK_DEFAULTS[config.task]["head"] or toy.family
     head_kwargs = {"num_classes": toy.max_count + 1} if family == "categorical" else {}
-    head = make_head(family, **head_kwargs)
     schedule = from_spec(config.kl_schedule)
-    model = bayesian_mlp(1, head, config.n_train, hidden=config.hidden, activation=config.activation,
-                         seed=config.seed, prior_scale=config.prior_scale,
-                         init_scale=config.init_scale, kl_weight=schedule(0.0),
-                         feature_mean=[0.5 * (toy.x_low + toy.x_high)],
-                         feature_std=[(toy.x_high - toy.x_low) / np.sqrt(12.0)],
-                         name=config.task.replace("-", "_"))
-    steps = int(np.ceil(config.n_train / config.batch_size))
-    lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps, alpha=0.1)
-    model.compile(optimizer=keras.optimizers.Adam(lr))
 
-    os.makedirs(config.logdir, exist_ok=True)
+    def build():  # a fresh head each time: a layer called twice has two graph positions
+        return bayesian_mlp(1, make_head(family, **head_kwargs), config.n_train, hidden=config.hidden,
+                            activation=config.activation, seed=config.seed, prior_scale=config.prior_scale,
+                            init_scale=config.init_scale, kl_weight=schedule(0.0),
+                            feature_mean=[0.5 * (toy.x_low + toy.x_high)],
+                            feature_std=[(toy.x_high - toy.x_low) / np.sqrt(12.0)],
+                            name=config.task.replace("-", "_"))
+
+    steps = int(np.ceil(config.n_train / config.batch_size))
+    strategy = make_strategy(config.strategy)
+    model = build_and_compile(strategy, build, config.learning_rate, config.epochs * steps, alpha=0.1)
+
+    logdir = worker_path(config.logdir, strategy)
+    os.makedirs(logdir, exist_ok=True)
     metadata = {"task": config.task, "feature_names": list(toy.feature_names),
                 "feature_ranges": [[toy.x_low, toy.x_high]], "training_config": config.to_dict(),
                 "kl_schedule": schedule.spec()}
     predictor = model_predictor(model, metadata)
     annealing = KLAnnealing(schedule, update=config.kl_update)
     callbacks = [
-        keras.callbacks.TensorBoard(config.logdir, histogram_freq=0, write_graph=False),
-        PosteriorSummaries(config.logdir, every=max(config.plot_every // 5, 1)),
-        FigureSummary(config.logdir, lambda m: plot_predicted_vs_true(
+        keras.callbacks.TensorBoard(logdir, histogram_freq=0, write_graph=False),
+        PosteriorSummaries(logdir, every=max(config.plot_every // 5, 1)),
+        FigureSummary(logdir, lambda m: plot_predicted_vs_true(
             predictor, toy, num_samples=config.num_samples), every=config.plot_every),
     ]
     _progress(f"fitting {config.task} ({family} head, {config.n_train} examples, "
-              f"{config.epochs} epochs, KL schedule {schedule.spec()})")
+              f"{config.epochs} epochs, KL schedule {schedule.spec()}, "
+              f"{strategy.num_replicas_in_sync} replica(s))")
     # A toy epoch takes ~0.1 s: checkpoint every 10 epochs, not every one.
     history = resumable_fit(model, annealing, config, x_train, y_train, (x_val, y_val), config.epochs,
-                            config.batch_size, callbacks, config.verbose, every=10, progress=_progress)
+                            config.batch_size, callbacks, config.verbose, every=10, progress=_progress,
+                            strategy=strategy)
+    model = finish_on_chief(model, build, strategy, config.logdir)
+    if model is None:  # a non-chief worker: the chief exports and evaluates
+        return FitResult(None, None, history, {}, {})
+    predictor = model_predictor(model, metadata)
 
     _progress(f"exporting SavedModel to {config.out}")
     export_predictive(model, config.out, metadata)
@@ -198,5 +218,4 @@ def run_fit(config):
     save_figure(plot_history(history), paths["history_plot"])
     with atomic_file(paths["metrics"], "w") as f:
         json.dump({"metrics": metrics, "config": config.to_dict()}, f, indent=2, default=float)
-    history = {k: [float(v) for v in vals] for k, vals in history.items()}
     return FitResult(model, predictor, history, metrics, paths)

@@ -91,13 +91,30 @@ class BayesianModel(keras.Model):
         return list(self._trackers) + super().metrics
 
     def _terms(self, x, y, training):
+        """(per-example NLL [B], weighted KL, KL / N_train) on this replica's batch."""
         dist = self(x, training=training)
         y = tf.cast(y, self.head.target_dtype)
-        nll = -tf.reduce_mean(dist.log_prob(y))
+        nll = -dist.log_prob(y)
         kl = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
         # Read before the optimizer step, so that kl == kl_weight * kl_raw.
         kl_raw = tf.stop_gradient(self.kl_raw())
         return nll, kl, kl_raw
+
+    @staticmethod
+    def replica_objective(nll, kl):
+        """The loss one replica differentiates: its share of mean NLL + KL over the global batch.
+
+        The optimizer sums gradients over replicas, so the NLL is divided by
+        the global batch size and the KL (the same on every replica) by the
+        number of replicas: the sum is the per-example negative ELBO of the
+        global batch, with the KL counted once. Without a strategy this is
+        ``mean(nll) + kl``.
+
+        Args:
+          nll: per-example NLL of this replica's examples, [B_local].
+          kl: weighted KL term (scalar).
+        """
+        return tf.nn.compute_average_loss(nll) + tf.nn.scale_regularization_loss(kl)
 
     def _log(self, nll, kl, kl_raw):
         values = {
@@ -115,13 +132,16 @@ class BayesianModel(keras.Model):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             nll, kl, kl_raw = self._terms(x, y, training=True)
-            loss = nll + kl
+            loss = self.replica_objective(nll, kl)
         self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
-        return self._log(nll, kl, kl_raw)
+        # The logged values are this replica's means; Keras's Mean trackers
+        # average them over replicas.
+        return self._log(tf.reduce_mean(nll), kl, kl_raw)
 
     def test_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._log(*self._terms(x, y, training=False))
+        nll, kl, kl_raw = self._terms(x, y, training=False)
+        return self._log(tf.reduce_mean(nll), kl, kl_raw)
 
     # --- prediction ----------------------------------------------------------
     def sample_params(self, x, num_samples):

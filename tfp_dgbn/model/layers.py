@@ -15,6 +15,7 @@ import tensorflow_probability as tfp
 from tfp_dgbn.model.variational import (
     MeanFieldNormalPosterior,
     NormalPrior,
+    ReplicaSample,
     ScaledKLDivergence,
 )
 from tfp_dgbn.tfk import keras
@@ -26,6 +27,8 @@ _FN_KEYS = (
     "bias_posterior_fn",
     "bias_prior_fn",
     "bias_divergence_fn",
+    "kernel_posterior_tensor_fn",
+    "bias_posterior_tensor_fn",
 )
 
 
@@ -41,9 +44,12 @@ class _SerializableVariational:
         for key in self._ARCH_KEYS:
             config[key] = getattr(self, key)
         config["activation"] = keras.activations.serialize(self.activation) if self.activation else None
-        config["seed"] = self.seed
+        if hasattr(self, "seed"):  # Flipout's sign seed (reparameterization layers have none)
+            config["seed"] = self.seed
         for key in _FN_KEYS:
             fn = getattr(self, key)
+            if key.endswith("_tensor_fn") and not hasattr(fn, "get_config"):
+                continue  # TFP's default sampler (a lambda): the constructor restores it
             config[key] = None if fn is None else keras.saving.serialize_keras_object(fn)
         return config
 
@@ -79,17 +85,77 @@ class Conv2DFlipout(_SerializableVariational, tfp.layers.Convolution2DFlipout):
     _ARCH_KEYS = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate")
 
 
+@keras.saving.register_keras_serializable(package="tfp_dgbn")
+class DenseReparameterization(_SerializableVariational, tfp.layers.DenseReparameterization):
+    """`tfp.layers.DenseReparameterization` (one weight draw per batch) with serializable callables."""
+
+    _ARCH_KEYS = ("units",)
+
+
+@keras.saving.register_keras_serializable(package="tfp_dgbn")
+class Conv2DReparameterization(_SerializableVariational, tfp.layers.Convolution2DReparameterization):
+    """`tfp.layers.Convolution2DReparameterization` with serializable callables."""
+
+    _ARCH_KEYS = Conv2DFlipout._ARCH_KEYS
+
+
+# How a layer's weights are treated: Flipout (the default: a weight draw per
+# example, decorrelated by sign flips), reparameterization (one draw shared by
+# the whole batch: cheaper, noisier gradients), or deterministic (point
+# weights, no KL: the baseline of the benchmarks).
+LAYER_KINDS = ("flipout", "reparameterization", "deterministic")
+
+
 def _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc="zeros"):
     """Keyword arguments giving a layer seeded posteriors, a prior and the KL term."""
     return dict(
         kernel_posterior_fn=MeanFieldNormalPosterior(init_scale, "glorot", seed),
         kernel_prior_fn=NormalPrior(prior_scale),
         kernel_divergence_fn=ScaledKLDivergence(num_train),
+        kernel_posterior_tensor_fn=ReplicaSample(),
+        bias_posterior_tensor_fn=ReplicaSample(),
         bias_posterior_fn=MeanFieldNormalPosterior(init_scale, bias_loc, seed + 1),
         bias_prior_fn=NormalPrior(prior_scale),
         bias_divergence_fn=ScaledKLDivergence(num_train),
         seed=seed + 2,
     )
+
+
+def _check_kind(kind):
+    if kind not in LAYER_KINDS:
+        raise ValueError(f"unknown layer kind {kind!r}; choose one of {list(LAYER_KINDS)}")
+
+
+def _deterministic_kwargs(seed, bias_loc):
+    """Initialisers of a point-weight layer matching the variational posterior means at start."""
+    bias = keras.initializers.Zeros() if bias_loc == "zeros" else keras.initializers.Constant(float(bias_loc))
+    return dict(kernel_initializer=keras.initializers.VarianceScaling(
+        scale=1.0, mode="fan_avg", distribution="truncated_normal", seed=seed), bias_initializer=bias)
+
+
+def dense_layer(kind, units, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros", **kwargs):
+    """A dense layer of the given kind (`LAYER_KINDS`); arguments as `dense_flipout`."""
+    _check_kind(kind)
+    if kind == "deterministic":
+        return keras.layers.Dense(units, **_deterministic_kwargs(seed, bias_loc), **kwargs)
+    variational = _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc)
+    if kind == "reparameterization":
+        variational.pop("seed")
+        return DenseReparameterization(units, **variational, **kwargs)
+    return DenseFlipout(units, **variational, **kwargs)
+
+
+def conv2d_layer(kind, filters, kernel_size, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros",
+                 **kwargs):
+    """A 2-D convolution of the given kind (`LAYER_KINDS`); arguments as `conv2d_flipout`."""
+    _check_kind(kind)
+    if kind == "deterministic":
+        return keras.layers.Conv2D(filters, kernel_size, **_deterministic_kwargs(seed, bias_loc), **kwargs)
+    variational = _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc)
+    if kind == "reparameterization":
+        variational.pop("seed")
+        return Conv2DReparameterization(filters, kernel_size, **variational, **kwargs)
+    return Conv2DFlipout(filters, kernel_size, **variational, **kwargs)
 
 
 def dense_flipout(units, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros", **kwargs):
@@ -107,11 +173,11 @@ def dense_flipout(units, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias
     Returns:
       A `DenseFlipout` layer; its KL term reaches ``model.losses`` when called.
     """
-    return DenseFlipout(units, **_variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc), **kwargs)
+    return dense_layer("flipout", units, num_train, seed, prior_scale, init_scale, bias_loc, **kwargs)
 
 
 def conv2d_flipout(filters, kernel_size, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros",
                    **kwargs):
     """A `Conv2DFlipout` with Bayesian kernel and bias (arguments as `dense_flipout`)."""
-    return Conv2DFlipout(
-        filters, kernel_size, **_variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc), **kwargs)
+    return conv2d_layer("flipout", filters, kernel_size, num_train, seed, prior_scale, init_scale, bias_loc,
+                        **kwargs)

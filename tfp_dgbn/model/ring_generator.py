@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tfp_dgbn.model.bayesian_model import BayesianModel
 from tfp_dgbn.model.heads import PoissonHead
-from tfp_dgbn.model.layers import conv2d_flipout, dense_flipout
+from tfp_dgbn.model.layers import conv2d_layer, dense_layer
 from tfp_dgbn.model.variational import check_num_train
 from tfp_dgbn.tfk import keras
 
@@ -118,7 +118,7 @@ class BroadcastToPixels(keras.layers.Layer):
 
 def ring_generator(num_train, config=None, embedding=(32, 16), hidden=(32, 32), activation="relu", seed=0,
                    prior_scale=1.0, init_scale=1e-3, kl_weight=1.0, log_rate_bias=math.log(0.03),
-                   name="ring_generator"):
+                   name="ring_generator", kind="flipout"):
     """Build the Bayesian ring generator (module docstring) as a `BayesianModel`.
 
     Args:
@@ -131,6 +131,9 @@ def ring_generator(num_train, config=None, embedding=(32, 16), hidden=(32, 32), 
       prior_scale, init_scale: prior stddev and initial posterior stddev.
       kl_weight: initial KL weight.
       log_rate_bias: initial bias of the output log-rate (about the mean pixel count).
+      name: model name.
+      kind: "flipout" (default), "reparameterization" or "deterministic" (the same
+        architecture with point weights and no KL term; `layers.LAYER_KINDS`).
 
     Returns:
       An uncompiled `BayesianModel`: features [B, 6] -> Independent(Poisson) with event shape [S, S].
@@ -144,13 +147,13 @@ def ring_generator(num_train, config=None, embedding=(32, 16), hidden=(32, 32), 
     features = keras.Input(shape=(NUM_FEATURES,), name="features")
     e = RingFeatureEncoding(size, config.width_range, config.theta_range, name="encode")(features)
     for i, units in enumerate(embedding):
-        e = dense_flipout(units, seed=seed + 10 * i, activation=activation, name=f"embed_{i}", **common)(e)
+        e = dense_layer(kind, units, seed=seed + 10 * i, activation=activation, name=f"embed_{i}", **common)(e)
     h = keras.layers.Concatenate(name="pixel_inputs")([
         RingCoordinates(size, name="coordinates")(features), BroadcastToPixels(size, name="broadcast")(e)])
     for i, filters in enumerate(hidden):
-        h = conv2d_flipout(filters, 1, seed=seed + 100 + 10 * i, activation=activation, name=f"pixel_{i}",
-                           **common)(h)
-    h = conv2d_flipout(1, 1, seed=seed + 200, name="log_rate", bias_loc=log_rate_bias, **common)(h)
+        h = conv2d_layer(kind, filters, 1, seed=seed + 100 + 10 * i, activation=activation, name=f"pixel_{i}",
+                         **common)(h)
+    h = conv2d_layer(kind, 1, 1, seed=seed + 200, name="log_rate", bias_loc=log_rate_bias, **common)(h)
     outputs = PoissonHead(event_shape=(size, size), name="poisson_image")(h)
     return BayesianModel(features, outputs, kl_weight=kl_weight, name=name)
 

@@ -150,6 +150,39 @@ class ScaledKLDivergence:
         return cls(**config)
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ReplicaSample:
+    """Draw a layer's weight tensor from its posterior, independently on every replica.
+
+    TFP's default ``d.sample()`` is a stateful random op: under a distribution
+    strategy, workers running the same graph from the same global seed would
+    draw the *same* weights, and the replicas' gradients would not be
+    independent Monte-Carlo estimates. Here a fresh stateless seed (from a
+    stateful draw, so every call differs) is folded with the replica's global
+    id (``replica_id_in_sync_group``; 0 outside a strategy), which makes draws
+    independent across replicas and workers and reproducible from the global seed.
+    """
+
+    def __call__(self, dist):
+        base = tf.random.uniform([2], minval=tf.int32.min, maxval=tf.int32.max, dtype=tf.int32)
+        return dist.sample(seed=tf.random.experimental.stateless_fold_in(base, replica_id()))
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def replica_id():
+    """The global id of the replica running this code (int32 scalar; 0 outside a strategy)."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None:  # cross-replica context: code runs once, as replica 0
+        return tf.constant(0, tf.int32)
+    return tf.cast(ctx.replica_id_in_sync_group, tf.int32)
+
+
 def check_num_train(num_train):
     """Raise ValueError unless num_train is a positive integer."""
     try:
