@@ -16,3 +16,27 @@ def write_section(key, text, path=DEFAULT):
     new = pattern.sub(lambda _: block, old) if pattern.search(old) else old.rstrip() + "\n\n" + block + "\n"
     with open(path, "w") as f:
         f.write(new if new.endswith("\n") else new + "\n")
+
+
+def _status_mib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def reset_peak_rss():
+    """Reset this process's peak resident memory to the current one (Linux); returns it in MiB.
+
+    Writing 5 to /proc/self/clear_refs resets VmHWM, so the peak after a step
+    is that step's own peak, not the process's whole history.
+    """
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status_mib("VmRSS")
+
+
+def peak_rss_mib():
+    """Peak resident memory (MiB) since the last `reset_peak_rss`."""
+    return _status_mib("VmHWM")

@@ -1,0 +1,144 @@
+"""Benchmark: training throughput of the ring generator, Flipout vs its peers, side by side.
+
+Variants (same architecture, batch 64, Adam, per-image negative ELBO):
+  - tfp_dgbn Flipout (the default: tf_keras ``fit``, tf.data with prefetch);
+  - the same network with deterministic layers (no KL): the arithmetic floor;
+  - TFP reparameterization layers (one weight draw per batch);
+  - Flipout without prefetch (NumPy arrays into ``fit``), and with XLA ``jit_compile``;
+  - PyTorch + bayesian-torch Flipout, and PyTorch deterministic (if torch is installed:
+    ``pip install -r benchmarks/requirements.txt``).
+Each repeat times ``--steps`` training steps of every variant in turn (interleaved, so the
+machine's drift hits all alike); the table gives medians, examples/s, how far the resident
+memory peaked above where each variant's steps started, and ratios to tfp_dgbn Flipout.
+
+Goals (issue 6): Flipout at most 2.0x slower than deterministic; at least 2.0x bayesian-torch.
+
+Usage: python benchmarks/training_throughput.py [--steps 30] [--repeats 5] [--batch 64]
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from report import DEFAULT, peak_rss_mib, reset_peak_rss, write_section
+from tfp_dgbn.model.ring_generator import ring_generator
+from tfp_dgbn.simulate import rings
+from tfp_dgbn.tfk import keras
+
+N_TRAIN = 40000
+
+
+def _data(n, seed=0):
+    chunk = next(rings.generate(n, seed, rings.RingConfig()))
+    return chunk["features"].astype("float32"), chunk["noised"].astype("float32")
+
+
+def tf_variant(kind, x, y, batch, steps, prefetch=True, jit_compile=False):
+    """A function running ``steps`` training steps of one tfp_dgbn variant (warmed up once)."""
+    model = ring_generator(N_TRAIN, kind=kind, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
+    if prefetch:
+        data = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).repeat()
+                .batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+
+        def run():
+            model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    else:
+        n = steps * batch
+
+        def run():
+            model.fit(x[:n], y[:n], batch_size=batch, epochs=1, verbose=0, shuffle=True)
+    run()  # warm up: tracing, first allocations
+    return run
+
+
+def torch_variant(deterministic, x, y, batch, steps):
+    """The same for the PyTorch peer (bayesian-torch Flipout or plain layers)."""
+    import torch
+    from torch_peer import RingGenerator, ring_loss
+
+    torch.manual_seed(0)
+    model = RingGenerator(deterministic=deterministic)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    gen = torch.Generator().manual_seed(0)
+
+    def run():
+        for _ in range(steps):
+            idx = torch.randint(0, len(xt), (batch,), generator=gen)
+            opt.zero_grad()
+            loss = ring_loss(model, xt[idx], yt[idx], N_TRAIN)
+            loss.backward()
+            opt.step()
+
+    run()
+    return run
+
+
+def main(argv=None):
+    """Run the benchmark; returns the result dict."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=30, help="training steps per variant per repeat")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--out", default=DEFAULT, help="results file (this script's section is replaced)")
+    args = p.parse_args(argv)
+    x, y = _data(4096)
+    b, s = args.batch, args.steps
+    builders = {
+        "tfp_dgbn Flipout (fit, tf.data prefetch)": lambda: tf_variant("flipout", x, y, b, s),
+        "deterministic, same architecture": lambda: tf_variant("deterministic", x, y, b, s),
+        "TFP reparameterization": lambda: tf_variant("reparameterization", x, y, b, s),
+        "Flipout, NumPy arrays into fit (no prefetch)": lambda: tf_variant("flipout", x, y, b, s, prefetch=False),
+        "Flipout, XLA jit_compile": lambda: tf_variant("flipout", x, y, b, s, jit_compile=True),
+        "PyTorch + bayesian-torch Flipout": lambda: torch_variant(False, x, y, b, s),
+        "PyTorch deterministic": lambda: torch_variant(True, x, y, b, s),
+    }
+    runs, failed = {}, {}
+    for name, build in builders.items():
+        try:
+            runs[name] = build()
+        except ImportError as e:
+            failed[name] = f"not installed ({e.name})"
+        except Exception as e:  # e.g. an op without an XLA CPU kernel: reported, not fatal
+            failed[name] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+    times = {k: [] for k in runs}
+    peaks = {k: 0.0 for k in runs}
+    for r in range(args.repeats):
+        for name, run in runs.items():
+            start = reset_peak_rss()
+            t = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - t)
+            peaks[name] = max(peaks[name], peak_rss_mib() - start)
+        print(f"repeat {r + 1}/{args.repeats} done", flush=True)
+    rate = {k: s * b / float(np.median(v)) for k, v in times.items()}
+    ref = rate["tfp_dgbn Flipout (fit, tf.data prefetch)"]
+    rows = [f"## Training throughput: ring generator, batch {b} ({s} steps x {args.repeats} interleaved "
+            "repeats, medians)", "",
+            "| variant | examples/s | tfp_dgbn Flipout is ... x faster | peak RSS above the step's start (MiB) |",
+            "|---|---|---|---|"]
+    for name in builders:
+        if name in rate:
+            rows.append(f"| {name} | {rate[name]:,.0f} | {ref / rate[name]:.2f} | {peaks[name]:,.0f} |")
+        else:
+            rows.append(f"| {name} | {failed[name]} | | |")
+    det = rate["deterministic, same architecture"]
+    goals = [f"- Flipout vs deterministic: Flipout is **{det / ref:.2f}x slower** (goal <= 2.0x): "
+             f"{'met' if det / ref <= 2.0 else 'NOT met'}."]
+    peer = rate.get("PyTorch + bayesian-torch Flipout")
+    if peer:
+        goals.append(f"- tfp_dgbn Flipout vs bayesian-torch: **{ref / peer:.2f}x** its throughput (goal >= 2.0x): "
+                     f"{'met' if ref / peer >= 2.0 else 'NOT met'}.")
+    rows += ["", *goals, "",
+             f"Written by `python benchmarks/training_throughput.py` on {os.cpu_count()} cores, "
+             f"{time.strftime('%Y-%m-%d')}; torch threads = TF intra-op threads = all cores.", ""]
+    write_section("training_throughput", "\n".join(rows), args.out)
+    return {"rate": rate, "peaks": peaks, "failed": failed}
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
