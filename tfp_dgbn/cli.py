@@ -2,11 +2,14 @@
 
   dgbn fit rings [--data rings.npz] [--epochs N] [--n-train N] [--kl-schedule SPEC]   (the main job)
   dgbn fit toy-gaussian [--epochs N] [--kl-schedule SPEC] [--logdir DIR] [--out DIR] [--seed S]
+  dgbn fit TASK --strategy mirrored [--cpu-devices 2] | --strategy multiworker (cluster from TF_CONFIG)
   dgbn fit toy-discrete [--law poisson|negbin] [--head poisson|categorical] ...
   dgbn predict --model DIR --features 0.1 0.5 [--num-samples S] [--level 0.9]
   dgbn compare-kl [--n-train N] [--epochs N] [--out-dir docs/figures]   (KL strategies side by side)
   dgbn generate --model saved_models/rings --features x0 y0 R w theta phi [--n 16] --out grid.png
   dgbn simulate --n 100000 --out rings.npz [--seed S] [--image-size 32] [--plots DIR]
+  dgbn simulate --n 1000000 --shards 16 --out rings/    (TFRecord shards + manifest + held-out .npz)
+  dgbn fit rings --source simulate | --source rings/    (rings simulated on the fly, or streamed shards)
   dgbn notebooks [--small]  (execute notebooks/ top to bottom; outputs in runs/notebooks/)
   dgbn schedules            (list KL schedules and their parameters)
 
@@ -52,7 +55,12 @@ def build_parser():
     fit.add_argument("--batch-size", type=int, default=None, help="default: 128 (toys), 64 (rings)")
     fit.add_argument("--learning-rate", type=float, default=None, help="default: 5e-3 (toys), 3e-3 (rings)")
     fit.add_argument("--n-train", type=int, default=None, help="default: 2000 (toys), 40000 (rings)")
-    fit.add_argument("--data", default=None, help="rings: a .npz from dgbn simulate (default: simulate)")
+    fit.add_argument("--data", default=None, help="rings: a .npz from dgbn simulate (same as --source FILE.npz)")
+    fit.add_argument("--source", default=None, metavar="memory|simulate|PATH",
+                     help="rings: training rings from memory (default: simulated once), simulated on the fly, "
+                          "a .npz, or a shard directory / manifest / glob from dgbn simulate --shards")
+    fit.add_argument("--fixed-epoch", action="store_true",
+                     help="rings with --source simulate: the same n-train rings every epoch (default: fresh)")
     fit.add_argument("--hidden", type=int, nargs="+", default=None, help="default: 32 32")
     fit.add_argument("--kl-schedule", default=d.kl_schedule,
                      help="e.g. constant:weight=1 | linear:start=0,end=1,epochs=50 | "
@@ -64,6 +72,10 @@ def build_parser():
     fit.add_argument("--logdir", default=None, help="TensorBoard logs and figures (default runs/TASK)")
     fit.add_argument("--out", default=None, help="SavedModel directory (default saved_models/TASK)")
     fit.add_argument("--plot-every", type=int, default=None, help="default: 50 (toys), 1 (rings)")
+    fit.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
+                     help="tf.distribute strategy: one device, all local devices, or the cluster in TF_CONFIG")
+    fit.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+                     help="split the CPU into N logical devices (for --strategy mirrored without GPUs)")
     fit.add_argument("--quiet", action="store_true", help="no Keras progress bar")
 
     pred = sub.add_parser("predict", help="predictive distribution of an exported model")
@@ -93,7 +105,10 @@ def build_parser():
 
     sim = sub.add_parser("simulate", help="simulate rings into a .npz dataset (train/val/test)")
     sim.add_argument("--n", type=int, default=100_000, help="rings over all splits (default 100000)")
-    sim.add_argument("--out", required=True, help="output .npz (replaced only when complete)")
+    sim.add_argument("--out", required=True,
+                     help="output .npz, or a directory with --shards (replaced only when complete)")
+    sim.add_argument("--shards", type=int, default=None, metavar="K",
+                     help="write the train split as K TFRecord shards + manifest.json + heldout.npz into --out")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--image-size", type=int, default=32, help="pixels per side (ranges scale with it)")
     sim.add_argument("--splits", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VAL", "TEST"))
@@ -127,13 +142,17 @@ def _fit_rings(args):
     from tfp_dgbn.fit.ring_run import RingFitConfig, run_ring_fit, summary_lines
 
     try:
-        config = RingFitConfig(**_given(args, ["data", "epochs", "batch_size", "learning_rate", "n_train", "hidden",
-                                               "logdir", "out", "plot_every"]),
+        config = RingFitConfig(**_given(args, ["data", "source", "epochs", "batch_size", "learning_rate", "n_train",
+                                               "hidden", "logdir", "out", "plot_every"]),
+                               fresh=not args.fixed_epoch,
                                kl_schedule=args.kl_schedule, kl_update=args.kl_update, seed=args.seed,
-                               verbose=0 if args.quiet else 1)
+                               strategy=args.strategy, verbose=0 if args.quiet else 1)
         result = run_ring_fit(config)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
+    if not result.metrics:
+        print("[dgbn] worker finished; the chief exports and evaluates")
+        return
     print()
     for line in summary_lines(result.metrics):
         print(line)
@@ -143,21 +162,35 @@ def _fit_rings(args):
 
 
 def _fit(args):
+    from tfp_dgbn.fit.distribute import configure_cpu_devices
     from tfp_dgbn.fit.run import FitConfig, run_fit
 
+    if args.cpu_devices is not None:
+        try:
+            configure_cpu_devices(args.cpu_devices)
+        except ValueError as e:
+            raise UserError(str(e)) from None
     if args.task == "rings":
         return _fit_rings(args)
-    if args.data is not None:
-        raise UserError("--data is for 'dgbn fit rings' (the toys simulate their own data)")
+    if args.data is not None or args.source is not None:
+        raise UserError("--data and --source are for 'dgbn fit rings' (the toys simulate their own data)")
     try:
         config = FitConfig(task=args.task, kl_schedule=args.kl_schedule, kl_update=args.kl_update, law=args.law,
                            head=args.head, seed=args.seed, logdir=args.logdir, out=args.out,
-                           verbose=0 if args.quiet else 1,
+                           strategy=args.strategy, verbose=0 if args.quiet else 1,
                            **_given(args, ["epochs", "batch_size", "learning_rate", "n_train", "hidden",
                                            "plot_every"]))
     except ValueError as e:
         raise UserError(str(e)) from None
-    result = run_fit(config)
+    try:
+        result = run_fit(config)
+    except ValueError as e:  # e.g. --strategy multiworker without TF_CONFIG
+        if "TF_CONFIG" not in str(e):
+            raise
+        raise UserError(str(e)) from None
+    if not result.metrics:
+        print("[dgbn] worker finished; the chief exports and evaluates")
+        return
     m = result.metrics
     print(f"\nheld-out NLL {m['nll']:.4f} nats/example (true law {m['nll_true']:.4f}, "
           f"gap {m['nll_gap']:.4f} +- {m['nll_gap_se']:.4f}); "
@@ -248,12 +281,23 @@ def _simulate(args):
     expected = {"none": (), "heldout": ("val", "test"), "all": ("train", "val", "test")}[args.expected]
     try:
         config = RingConfig.for_image_size(args.image_size) if args.image_size != 32 else RingConfig()
-        meta = write_rings(args.out, args.n, seed=args.seed, config=config, fractions=args.splits,
-                           expected_splits=expected, true_ring=not args.no_true_ring, progress=not args.quiet)
+        if args.shards is not None:
+            from tfp_dgbn.dataset.ring_shards import HELDOUT, write_shards
+
+            if args.out.endswith(".npz"):
+                raise ValueError(f"with --shards, --out is a directory, got {args.out!r}")
+            meta = write_shards(args.out, args.n, args.shards, seed=args.seed, config=config,
+                                fractions=args.splits, progress=not args.quiet)
+            heldout_file = os.path.join(args.out, HELDOUT)
+        else:
+            meta = write_rings(args.out, args.n, seed=args.seed, config=config, fractions=args.splits,
+                               expected_splits=expected, true_ring=not args.no_true_ring, progress=not args.quiet)
+            heldout_file = args.out
     except (ValueError, OSError) as e:
         raise UserError(str(e)) from None
+    shards = f" (train in {args.shards} TFRecord shards)" if args.shards else ""
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items())
-          + f" rings of {args.image_size}x{args.image_size} pixels (seed {args.seed})")
+          + f" rings of {args.image_size}x{args.image_size} pixels (seed {args.seed}){shards}")
     if args.plots:
         from tfp_dgbn.plots import save_figure
         from tfp_dgbn.ring_plots import plot_count_histograms, plot_feature_sweeps
@@ -261,7 +305,7 @@ def _simulate(args):
         try:
             os.makedirs(args.plots, exist_ok=True)
             save_figure(plot_feature_sweeps(config, seed=args.seed), os.path.join(args.plots, "feature_sweeps.png"))
-            held = load_rings(args.out, "test")[0]
+            held = load_rings(heldout_file, "test")[0]
             if "expected" in held:
                 save_figure(plot_count_histograms(held["noised"], held["expected"]),
                             os.path.join(args.plots, "pixel_counts.png"))
