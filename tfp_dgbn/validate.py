@@ -13,4 +13,9 @@ def check_features(x, num_features=1, name="features"):
     if bad.size:
         row, col = bad[0]
         raise ValueError(f"{name} must be finite: row {row}, column {col} is {x[row, col]!r}")
+    # Models take float32: a finite float64 beyond float32's range would become inf.
+    too_big = np.argwhere(np.abs(x) > np.finfo(np.float32).max)
+    if too_big.size:
+        row, col = too_big[0]
+        raise ValueError(f"{name} must fit in float32 (|x| <= 3.4e38): row {row}, column {col} is {x[row, col]!r}")
     return x.astype("float32")
