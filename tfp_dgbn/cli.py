@@ -5,12 +5,16 @@
   dgbn fit TASK --strategy mirrored [--cpu-devices 2] | --strategy multiworker (cluster from TF_CONFIG)
   dgbn fit toy-discrete [--law poisson|negbin] [--head poisson|categorical] ...
   dgbn predict --model DIR --features 0.1 0.5 [--num-samples S] [--level 0.9]
+  dgbn evaluate --model DIR [--data FILE --target COL] [--out DIR]   (calibration / uncertainty report)
+  dgbn fit table --data FILE.csv|FILE.npz --target COL [--head normal|poisson|categorical] [--features A B]
   dgbn compare-kl [--n-train N] [--epochs N] [--out-dir docs/figures]   (KL strategies side by side)
   dgbn generate --model saved_models/rings --features x0 y0 R w theta phi [--n 16] --out grid.png
   dgbn simulate --n 100000 --out rings.npz [--seed S] [--image-size 32] [--plots DIR]
   dgbn simulate --n 1000000 --shards 16 --out rings/    (TFRecord shards + manifest + held-out .npz)
   dgbn fit rings --source simulate | --source rings/    (rings simulated on the fly, or streamed shards)
   dgbn notebooks [--small]  (execute notebooks/ top to bottom; outputs in runs/notebooks/)
+  dgbn small-data [--task toy-gaussian] [--sizes 50 200 1000 5000]   (Bayesian vs deterministic vs MC dropout)
+  dgbn hmc-reference [--chains 4] [--burnin 5000] [--samples 5000]   (HMC posterior vs variational)
   dgbn schedules            (list KL schedules and their parameters)
 
 A user error (bad value, missing file) prints one line and exits with code 2; a
@@ -50,12 +54,17 @@ def build_parser():
     fit = sub.add_parser("fit", help="train a Bayesian network, export it, evaluate it",
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          epilog="KL schedules (--kl-schedule NAME:key=value,...):\n" + _schedule_help())
-    fit.add_argument("task", choices=["rings"] + list(TASK_DEFAULTS))
+    fit.add_argument("task", choices=["rings", "table"] + list(TASK_DEFAULTS))
     fit.add_argument("--epochs", type=int, default=None, help="default: 300 (toys), 8 (rings)")
     fit.add_argument("--batch-size", type=int, default=None, help="default: 128 (toys), 64 (rings)")
     fit.add_argument("--learning-rate", type=float, default=None, help="default: 5e-3 (toys), 3e-3 (rings)")
     fit.add_argument("--n-train", type=int, default=None, help="default: 2000 (toys), 40000 (rings)")
-    fit.add_argument("--data", default=None, help="rings: a .npz from dgbn simulate (same as --source FILE.npz)")
+    fit.add_argument("--data", default=None,
+                     help="rings: a .npz from dgbn simulate (same as --source FILE.npz); "
+                          "table: your .csv or .npz (docs/own_data.md)")
+    fit.add_argument("--target", default=None, help="table: the target column")
+    fit.add_argument("--features", nargs="+", default=None, help="table: feature columns (default: all others)")
+    fit.add_argument("--holdout", type=float, default=0.2, help="table: held-out fraction (default 0.2)")
     fit.add_argument("--source", default=None, metavar="memory|simulate|PATH",
                      help="rings: training rings from memory (default: simulated once), simulated on the fly, "
                           "a .npz, or a shard directory / manifest / glob from dgbn simulate --shards")
@@ -124,6 +133,33 @@ def build_parser():
     nbs.add_argument("--out-dir", default=os.path.join("runs", "notebooks", "executed"),
                      help="executed copies with outputs go here")
 
+    ev = sub.add_parser("evaluate", help="calibration, uncertainty split and OOD report of an exported model")
+    ev.add_argument("--model", required=True, help="SavedModel directory (scalar targets)")
+    ev.add_argument("--data", default=None, help=".csv or .npz with the model's feature columns and the target "
+                                                 "(default for toy models: fresh simulated examples)")
+    ev.add_argument("--target", default=None, help="target column (default: the one the model was trained on)")
+    ev.add_argument("--out", default=None, help="report directory (default runs/evaluate/MODEL)")
+    ev.add_argument("--n", type=int, default=5000, help="toy models: examples simulated (default 5000)")
+    ev.add_argument("--num-samples", type=int, default=256, help="weight draws S (default 256)")
+    ev.add_argument("--seed", type=int, default=0)
+
+    sd = sub.add_parser("small-data", help="Bayesian vs deterministic vs MC dropout at 50..5000 training examples")
+    sd.add_argument("--task", choices=["toy-gaussian", "toy-discrete"], default="toy-gaussian")
+    sd.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 1000, 5000])
+    sd.add_argument("--steps", type=int, default=3000, help="gradient steps per model (default 3000)")
+    sd.add_argument("--n-test", type=int, default=5000)
+    sd.add_argument("--seed", type=int, default=0)
+    sd.add_argument("--out-dir", default="docs/figures", help="small_data.png and small_data.md go here")
+
+    hm = sub.add_parser("hmc-reference", help="HMC reference posterior vs the variational network (toy-gaussian)")
+    hm.add_argument("--n-train", type=int, default=200)
+    hm.add_argument("--chains", type=int, default=4)
+    hm.add_argument("--burnin", type=int, default=5000)
+    hm.add_argument("--samples", type=int, default=5000)
+    hm.add_argument("--leapfrog", type=int, default=64)
+    hm.add_argument("--seed", type=int, default=0)
+    hm.add_argument("--out-dir", default="docs/figures", help="hmc_reference.png and hmc_reference.md go here")
+
     sub.add_parser("schedules", help="list KL schedules and their parameters")
     return parser
 
@@ -141,24 +177,126 @@ def _given(args, names):
 def _fit_rings(args):
     from tfp_dgbn.fit.ring_run import RingFitConfig, run_ring_fit, summary_lines
 
-    try:
-        config = RingFitConfig(**_given(args, ["data", "source", "epochs", "batch_size", "learning_rate", "n_train",
-                                               "hidden", "logdir", "out", "plot_every"]),
-                               fresh=not args.fixed_epoch,
-                               kl_schedule=args.kl_schedule, kl_update=args.kl_update, seed=args.seed,
-                               strategy=args.strategy, verbose=0 if args.quiet else 1)
-        result = run_ring_fit(config)
-    except (ValueError, FileNotFoundError) as e:
-        raise UserError(str(e)) from None
-    if not result.metrics:
-        print("[dgbn] worker finished; the chief exports and evaluates")
+    result = _run_job(run_ring_fit, lambda: RingFitConfig(
+        **_given(args, ["data", "source", "epochs", "batch_size", "learning_rate", "n_train", "hidden", "logdir",
+                        "out", "plot_every"]),
+        fresh=not args.fixed_epoch, kl_schedule=args.kl_schedule, kl_update=args.kl_update, seed=args.seed,
+        strategy=args.strategy, verbose=0 if args.quiet else 1))
+    if result is None:
         return
     print()
     for line in summary_lines(result.metrics):
         print(line)
-    for key, path in result.paths.items():
+    _print_paths(result.paths)
+
+
+def _run_job(run, make_config):
+    """``run(make_config())`` with user errors as `UserError`; None on a non-chief worker (it has no results)."""
+    try:
+        result = run(make_config())
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+    if not result.metrics:
+        print("[dgbn] worker finished; the chief exports and evaluates")
+        return None
+    return result
+
+
+def _print_paths(paths):
+    for key, path in paths.items():
         print(f"  {key:13s} {path}")
-    print(f"  open TensorBoard with: tensorboard --logdir {result.paths['logdir']}")
+    print(f"  open TensorBoard with: tensorboard --logdir {paths['logdir']}")
+
+
+def _fit_table(args):
+    from tfp_dgbn.fit.table_run import TableFitConfig, run_table_fit
+
+    result = _run_job(run_table_fit, lambda: TableFitConfig(
+        data=args.data, target=args.target, features=args.features, head=args.head or "normal",
+        holdout=args.holdout, kl_schedule=args.kl_schedule, kl_update=args.kl_update, seed=args.seed,
+        strategy=args.strategy, verbose=0 if args.quiet else 1,
+        **_given(args, ["epochs", "batch_size", "learning_rate", "hidden", "logdir", "out", "plot_every"])))
+    if result is not None:
+        _print_evaluation(result.metrics)
+        _print_paths(result.paths)
+
+
+def _print_evaluation(m):
+    cov = ", ".join(f"{float(k):.0%}: {v['coverage']:.3f}" for k, v in sorted(m["coverage"].items()))
+    print(f"\nheld-out NLL {m['nll']:.4f} +- {m['nll_se']:.4f} nats/example; interval coverage {cov}; "
+          f"PIT max deviation {m['pit']['max_deviation']:.4f}")
+    if "calibration" in m:
+        print(f"ECE {m['calibration']['ece']:.4f}; mutual information {m['mutual_information']:.4f} nats")
+    if "ood" in m:
+        print(f"{m['ood']['measure']} outside the training ranges / inside: {m['ood']['ratio']:.1f}x")
+
+
+def _evaluate(args):
+    import tfp_dgbn
+    from tfp_dgbn.evaluate_report import write_report
+
+    try:
+        predictor = tfp_dgbn.load(args.model)
+        meta = predictor.metadata
+        if len(predictor.head.event_shape):
+            raise ValueError(f"{args.model!r} predicts images; dgbn evaluate handles scalar targets "
+                             "(ring generators are evaluated by dgbn fit rings against the exact law)")
+        if args.data:
+            from tfp_dgbn.dataset.tabular import load_table
+
+            target = args.target or meta.get("target")
+            if not target:
+                raise ValueError("give --target COLUMN (the export does not name one)")
+            x, y, _ = load_table(args.data, target, meta.get("feature_names"),
+                                 integer_target=predictor.head.family != "normal")
+            name = args.data
+        else:
+            from tfp_dgbn.simulate.toys import make_toy
+
+            task = meta.get("task")
+            if task not in ("toy-gaussian", "toy-discrete", "ring-residual", "ring-count"):
+                raise ValueError(f"{args.model!r} was not trained on a built-in toy; give --data FILE --target COL")
+            law = meta.get("training_config", {}).get("law", "poisson")
+            toy = make_toy(task, law=law) if task == "toy-discrete" else make_toy(task)
+            x, y = toy.sample(args.n, seed=args.seed + 1000)
+            name = f"{args.n} fresh examples of {task} (seed {args.seed + 1000})"
+        out = args.out or os.path.join("runs", "evaluate", os.path.basename(os.path.normpath(args.model)))
+        m = write_report(predictor, x, y, out, model_path=args.model, data_name=name,
+                         num_samples=args.num_samples, seed=args.seed)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+    _print_evaluation(m)
+    print(f"  report        {os.path.join(out, 'report.md')}")
+    print(f"  open TensorBoard with: tensorboard --logdir {os.path.join(out, 'tensorboard')}")
+
+
+def _small_data(args):
+    from tfp_dgbn.small_data import small_data_study, write_small_data_report
+
+    if any(n < 2 for n in args.sizes) or args.steps < 1 or args.n_test < 2:
+        raise UserError(f"sizes and n-test must be >= 2 and steps >= 1, got sizes {args.sizes}, "
+                        f"steps {args.steps}, n-test {args.n_test}")
+    rows = small_data_study(args.task, args.sizes, args.steps, args.n_test, seed=args.seed,
+                            progress=lambda m: print(f"[dgbn] {m}", flush=True))
+    write_small_data_report(rows, args.out_dir, args.task, args.steps)
+    print(f"wrote {os.path.join(args.out_dir, 'small_data.png')} and {os.path.join(args.out_dir, 'small_data.md')}")
+
+
+def _hmc_reference(args):
+    from tfp_dgbn.hmc_reference import hmc_reference, write_hmc_report
+
+    if args.chains < 2 or min(args.n_train, args.burnin, args.samples, args.leapfrog) < 1:
+        raise UserError(f"need --chains >= 2 (R-hat compares chains) and positive sizes, got chains {args.chains}, "
+                        f"n-train {args.n_train}, burnin {args.burnin}, samples {args.samples}, "
+                        f"leapfrog {args.leapfrog}")
+    result = hmc_reference(args.n_train, chains=args.chains, num_burnin=args.burnin, num_samples=args.samples,
+                           num_leapfrog=args.leapfrog, seed=args.seed, progress=lambda m: print(f"[dgbn] {m}"))
+    write_hmc_report(result, args.out_dir)
+    for name, r in result["rows"].items():
+        print(f"{name:12s} held-out NLL {r['nll']:.4f} +- {r['nll_se']:.4f}; 90% coverage {r['coverage90']:.3f}")
+    d = result["diagnostics"]
+    print(f"R-hat of the predictive mean: max {d['function_rhat_max']:.3f}; ESS min {d['function_ess_min']:.0f}")
+    print(f"wrote {os.path.join(args.out_dir, 'hmc_reference.png')} and {os.path.join(args.out_dir, 'hmc_reference.md')}")
 
 
 def _fit(args):
@@ -172,6 +310,8 @@ def _fit(args):
             raise UserError(str(e)) from None
     if args.task == "rings":
         return _fit_rings(args)
+    if args.task == "table":
+        return _fit_table(args)
     if args.data is not None or args.source is not None:
         raise UserError("--data and --source are for 'dgbn fit rings' (the toys simulate their own data)")
     try:
@@ -196,9 +336,7 @@ def _fit(args):
           f"gap {m['nll_gap']:.4f} +- {m['nll_gap_se']:.4f}); "
           f"{m['coverage_level']:.0%} interval coverage {m['coverage']:.3f}"
           + (f"; TV to true pmf {m['tv']:.4f}" if "tv" in m else ""))
-    for key, path in result.paths.items():
-        print(f"  {key:13s} {path}")
-    print(f"  open TensorBoard with: tensorboard --logdir {result.paths['logdir']}")
+    _print_paths(result.paths)
 
 
 def _predict(args):
@@ -314,29 +452,24 @@ def _simulate(args):
         print(f"figures in {args.plots}")
 
 
+def _notebooks(args):
+    from tfp_dgbn.notebook_runner import run_all
+
+    for name, seconds in run_all(small=args.small, out_dir=args.out_dir).items():
+        print(f"{name}: {seconds:.0f} s")
+    print(f"executed notebooks with their figures in {args.out_dir}")
+
+
 def main(argv=None):
     """Entry point of ``dgbn``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    commands = {"fit": _fit, "predict": _predict, "compare-kl": _compare_kl, "generate": _generate,
+                "simulate": _simulate, "evaluate": _evaluate, "small-data": _small_data,
+                "hmc-reference": _hmc_reference, "notebooks": _notebooks,
+                "schedules": lambda _: print(_schedule_help())}
     try:
-        if args.command == "fit":
-            _fit(args)
-        elif args.command == "predict":
-            _predict(args)
-        elif args.command == "compare-kl":
-            _compare_kl(args)
-        elif args.command == "generate":
-            _generate(args)
-        elif args.command == "simulate":
-            _simulate(args)
-        elif args.command == "notebooks":
-            from tfp_dgbn.notebook_runner import run_all
-
-            for name, seconds in run_all(small=args.small, out_dir=args.out_dir).items():
-                print(f"{name}: {seconds:.0f} s")
-            print(f"executed notebooks with their figures in {args.out_dir}")
-        elif args.command == "schedules":
-            print(_schedule_help())
+        commands[args.command](args)
     except UserError as e:
         print(f"dgbn: error: {e}", file=sys.stderr)
         return 2

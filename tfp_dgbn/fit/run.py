@@ -42,7 +42,8 @@ def check_fit_settings(config, positive_ints):
     Checks n_train, the named positive integers, learning_rate and the KL
     schedule spec, so a bad value fails before any data is made.
     """
-    check_num_train(config.n_train)
+    if hasattr(config, "n_train"):  # (a table run learns it from its file)
+        check_num_train(config.n_train)
     for name in positive_ints:
         value = getattr(config, name)
         if isinstance(value, bool) or int(value) != value or int(value) <= 0:

@@ -2,14 +2,22 @@
 import numpy as np
 
 from tfp_dgbn.model.bayesian_model import BayesianModel
-from tfp_dgbn.model.layers import dense_flipout
+from tfp_dgbn.model.layers import dense_layer
 from tfp_dgbn.model.variational import check_num_train
 from tfp_dgbn.tfk import keras
 
 
+@keras.saving.register_keras_serializable(package="tfp_dgbn")
+class MCDropout(keras.layers.Dropout):
+    """Dropout that stays on at prediction: each call is one draw of the MC-dropout predictive."""
+
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=True)
+
+
 def bayesian_mlp(input_dim, head, num_train, hidden=(32, 32), activation="relu", seed=0,
                  prior_scale=1.0, init_scale=1e-3, kl_weight=1.0, feature_mean=None,
-                 feature_std=None, name="bayesian_mlp"):
+                 feature_std=None, name="bayesian_mlp", kind="flipout", dropout=0.0):
     """Build features -> DenseFlipout stack -> head, as a `BayesianModel`.
 
     Args:
@@ -24,6 +32,10 @@ def bayesian_mlp(input_dim, head, num_train, hidden=(32, 32), activation="relu",
       feature_mean, feature_std: per-feature standardisation built into the
         model (length D), so exports take raw features.
       name: model name.
+      kind: "flipout" (default), "reparameterization" or "deterministic"
+        (`tfp_dgbn.model.layers.LAYER_KINDS`; the baselines of the small-data study).
+      dropout: rate of an `MCDropout` after each hidden layer (0: none); with
+        ``kind="deterministic"`` this is MC dropout (Gal & Ghahramani, 2016).
 
     Returns:
       An uncompiled `BayesianModel` whose call returns a distribution with
@@ -39,11 +51,13 @@ def bayesian_mlp(input_dim, head, num_train, hidden=(32, 32), activation="relu",
             mean=np.asarray(feature_mean, "float32"),
             variance=np.square(np.asarray(feature_std, "float32")), name="standardize")(h)
     for i, units in enumerate(hidden):
-        h = dense_flipout(units, num_train, seed=seed + 10 * i, prior_scale=prior_scale,
-                          init_scale=init_scale, activation=activation, name=f"dense_flipout_{i}")(h)
+        h = dense_layer(kind, units, num_train, seed=seed + 10 * i, prior_scale=prior_scale,
+                        init_scale=init_scale, activation=activation, name=f"dense_flipout_{i}")(h)
+        if dropout:
+            h = MCDropout(dropout, seed=seed + 10 * i + 5, name=f"mc_dropout_{i}")(h)
     n_out = int(np.prod(head.event_shape, dtype=int)) * head.params_size
-    h = dense_flipout(n_out, num_train, seed=seed + 10 * len(hidden), prior_scale=prior_scale,
-                      init_scale=init_scale, name="params")(h)
+    h = dense_layer(kind, n_out, num_train, seed=seed + 10 * len(hidden), prior_scale=prior_scale,
+                    init_scale=init_scale, name="params")(h)
     h = keras.layers.Reshape(tuple(head.event_shape) + (head.params_size,), name="params_shape")(h)
     outputs = head(h)
     return BayesianModel(inputs, outputs, kl_weight=kl_weight, name=name)
