@@ -84,6 +84,11 @@ class RingFitConfig:
         self.embedding = tuple(int(h) for h in self.embedding)
         self.hidden = tuple(int(h) for h in self.hidden)
 
+    @property
+    def training_source(self):
+        """``source``, or ``data`` (a .npz) when only that is given; None means "memory"."""
+        return self.source if self.source is not None else self.data
+
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["embedding"], d["hidden"] = list(self.embedding), list(self.hidden)
@@ -97,7 +102,7 @@ def _progress(message):
 def _check_source(config):
     if config.data is not None and config.source is not None:
         raise ValueError("give either data (a .npz) or source, not both")
-    source = config.source if config.source is not None else config.data
+    source = config.training_source
     if source in (None, "memory", "simulate"):
         return
     if not (any(ch in source for ch in "*?[") or os.path.exists(source)):
@@ -149,7 +154,7 @@ def ring_inputs(config):
     from tfp_dgbn.dataset.ring_shards import heldout_splits, open_shards
     from tfp_dgbn.dataset.ring_sources import ArraySource, SimulatedSource
 
-    source = config.source if config.source is not None else config.data
+    source = config.training_source
     progress = config.verbose > 0
     if source in (None, "memory", "simulate"):
         sim = rings.RingConfig()
@@ -185,7 +190,7 @@ def run_ring_fit(config):
 
     t0 = time.time()
     keras.utils.set_random_seed(config.seed)
-    source_name = config.source if config.source is not None else config.data
+    source_name = config.training_source
     _progress("preparing data" + (f" from {source_name}" if source_name not in (None, "memory")
                                   else " (simulated, built-in default)"))
     source, val, test, sim = ring_inputs(config)
