@@ -90,17 +90,23 @@ def write_small_data_report(rows, out_dir, task, steps):
 
     os.makedirs(out_dir, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    # An overfitted network's NLL can be hundreds of nats: clip the axis, mark those points at the top.
+    top = min(max(row["nll"] for row in rows), rows[0]["nll_true"] + 2.5) + 0.2
     for i, name in enumerate(MODELS):
         r = [row for row in rows if row["model"] == name]
         n = [row["n_train"] for row in r]
-        axes[0].plot(n, [row["nll"] for row in r], "o-", color=f"C{i}", label=name)
+        axes[0].plot(n, [min(row["nll"], top) for row in r], "o-", color=f"C{i}", label=name)
         axes[1].errorbar(n, [row["coverage90"] for row in r], yerr=[2 * row["coverage_se"] for row in r],
                          fmt="o-", color=f"C{i}", label=name)
     axes[0].axhline(rows[0]["nll_true"], color="k", ls="--", label="true law")
     axes[0].set(xscale="log", xlabel="training examples", ylabel="held-out NLL (nats/example)",
                 title=f"{task}: held-out NLL")
-    top = max(row["nll"] for row in rows)
-    axes[0].set_ylim(rows[0]["nll_true"] - 0.2, min(top, rows[0]["nll_true"] + 5) + 0.2)
+    axes[0].set_ylim(rows[0]["nll_true"] - 0.1, top * 1.02)
+    for row in rows:
+        if row["nll"] > top:
+            i = list(MODELS).index(row["model"])
+            axes[0].annotate(f"{row['nll']:.0f} (off scale)", (row["n_train"], top), xytext=(6, -4),
+                             textcoords="offset points", color=f"C{i}", fontsize=8)
     axes[1].axhline(0.9, color="k", ls="--", label="nominal 0.9")
     axes[1].set(xscale="log", xlabel="training examples", ylabel="coverage of 90% intervals", ylim=(0, 1.02),
                 title="interval coverage")
