@@ -8,7 +8,7 @@ functions are the tests' proof of that (tests/test_calibration.py).
 import numpy as np
 import tensorflow as tf
 
-from tfp_dgbn.predict import _is_count, central_interval
+from tfp_dgbn.predict import _is_count, central_interval, count_cdf
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 
@@ -16,8 +16,7 @@ LEVELS = (0.5, 0.8, 0.9, 0.95)
 def _discrete_cdf(dist, y):
     """F(y) and F(y - 1) of a count law at integer targets y [N], from its pmf on 0..max(y)."""
     y = np.asarray(y).astype("int64")
-    k = np.arange(int(y.max()) + 1, dtype=dist.dtype.as_numpy_dtype)[:, None]
-    cdf = np.cumsum(np.exp(dist.log_prob(k).numpy().astype("float64")), axis=0)  # [K, N]
+    cdf = count_cdf(dist, y.max())  # [K, N]
     cols = np.arange(len(y))
     upper = cdf[y, cols]
     lower = np.where(y > 0, cdf[np.maximum(y - 1, 0), cols], 0.0)

@@ -162,8 +162,7 @@ def central_interval(dist, level=0.9, support_max=None):
         top = int(support_max if support_max is not None else np.max(mean + 20 * sd) + 10)
         if isinstance(_element_law(dist), tfd.Categorical):
             top = min(top, int(tf.shape(_element_law(dist).logits_parameter())[-1]) - 1)  # larger labels are invalid
-        k = np.arange(top + 1, dtype=dist.dtype.as_numpy_dtype)[:, None]
-        cdf = np.cumsum(np.exp(dist.log_prob(k).numpy().astype("float64")), axis=0)  # [K, B]
+        cdf = count_cdf(dist, top)
         lo = np.argmax(cdf >= q[0] - 1e-12, axis=0)
         hi = np.argmax(cdf >= q[1] - 1e-12, axis=0)
         return lo.astype("float64"), hi.astype("float64")
@@ -176,6 +175,12 @@ def central_interval(dist, level=0.9, support_max=None):
             a, b = np.where(below, mid, a), np.where(below, b, mid)
         bounds.append(0.5 * (a + b))
     return bounds[0], bounds[1]
+
+
+def count_cdf(dist, top):
+    """F(k) for k = 0..top of a count law with batch [B], from its pmf: float64 [top + 1, B]."""
+    k = np.arange(int(top) + 1, dtype=dist.dtype.as_numpy_dtype)[:, None]
+    return np.cumsum(np.exp(dist.log_prob(k).numpy().astype("float64")), axis=0)
 
 
 def _element_law(dist):
