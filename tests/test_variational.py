@@ -79,8 +79,22 @@ def test_initial_posterior_scale_is_as_configured():
     assert inverse_softplus(0.02) == pytest.approx(np.log(np.expm1(0.02)))
 
 
+def test_fan_in_prior_scales_kernels_by_their_inputs_per_unit_and_leaves_biases():
+    prior = NormalPrior(2.0, fan_in=True)
+    assert prior.stddev_for([16, 8]) == pytest.approx(2.0 / 4.0)  # dense: fan-in 16
+    assert prior.stddev_for([3, 3, 4, 8]) == pytest.approx(2.0 / 6.0)  # conv: 3 * 3 * 4 = 36
+    assert prior.stddev_for([8]) == 2.0 and NormalPrior(2.0).stddev_for([16, 8]) == 2.0
+    layer = dense_flipout(8, 100, seed=0, prior_scale=2.0, prior_fan_in=True)
+    layer(tf.zeros((1, 16)))
+    np.testing.assert_allclose(layer.kernel_prior.distribution.scale.numpy(), 0.5)
+    np.testing.assert_allclose(layer.bias_prior.distribution.scale.numpy(), 2.0)
+    again = type(layer).from_config(layer.get_config())
+    again(tf.zeros((1, 16)))
+    np.testing.assert_allclose(again.kernel_prior.distribution.scale.numpy(), 0.5)
+
+
 def test_callables_round_trip_through_keras_serialization():
-    for obj in (NormalPrior(0.5), MeanFieldNormalPosterior(0.01, "zeros", 7), ScaledKLDivergence(123)):
+    for obj in (NormalPrior(0.5), NormalPrior(1.5, fan_in=True), MeanFieldNormalPosterior(0.01, "zeros", 7), ScaledKLDivergence(123)):
         again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(obj))
         assert type(again) is type(obj) and again.get_config() == obj.get_config()
 

@@ -106,11 +106,11 @@ class Conv2DReparameterization(_SerializableVariational, tfp.layers.Convolution2
 LAYER_KINDS = ("flipout", "reparameterization", "deterministic")
 
 
-def _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc="zeros"):
+def _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc="zeros", prior_fan_in=False):
     """Keyword arguments giving a layer seeded posteriors, a prior and the KL term."""
     return dict(
         kernel_posterior_fn=MeanFieldNormalPosterior(init_scale, "glorot", seed),
-        kernel_prior_fn=NormalPrior(prior_scale),
+        kernel_prior_fn=NormalPrior(prior_scale, fan_in=prior_fan_in),
         kernel_divergence_fn=ScaledKLDivergence(num_train),
         kernel_posterior_tensor_fn=ReplicaSample(),
         bias_posterior_tensor_fn=ReplicaSample(),
@@ -133,12 +133,13 @@ def _deterministic_kwargs(seed, bias_loc):
         scale=1.0, mode="fan_avg", distribution="truncated_normal", seed=seed), bias_initializer=bias)
 
 
-def dense_layer(kind, units, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros", **kwargs):
+def dense_layer(kind, units, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros",
+                prior_fan_in=False, **kwargs):
     """A dense layer of the given kind (`LAYER_KINDS`); arguments as `dense_flipout`."""
     _check_kind(kind)
     if kind == "deterministic":
         return keras.layers.Dense(units, **_deterministic_kwargs(seed, bias_loc), **kwargs)
-    variational = _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc)
+    variational = _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc, prior_fan_in)
     if kind == "reparameterization":
         variational.pop("seed")
         return DenseReparameterization(units, **variational, **kwargs)
@@ -146,19 +147,20 @@ def dense_layer(kind, units, num_train, seed, prior_scale=1.0, init_scale=1e-3, 
 
 
 def conv2d_layer(kind, filters, kernel_size, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros",
-                 **kwargs):
+                 prior_fan_in=False, **kwargs):
     """A 2-D convolution of the given kind (`LAYER_KINDS`); arguments as `conv2d_flipout`."""
     _check_kind(kind)
     if kind == "deterministic":
         return keras.layers.Conv2D(filters, kernel_size, **_deterministic_kwargs(seed, bias_loc), **kwargs)
-    variational = _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc)
+    variational = _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc, prior_fan_in)
     if kind == "reparameterization":
         variational.pop("seed")
         return Conv2DReparameterization(filters, kernel_size, **variational, **kwargs)
     return Conv2DFlipout(filters, kernel_size, **variational, **kwargs)
 
 
-def dense_flipout(units, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros", **kwargs):
+def dense_flipout(units, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros", prior_fan_in=False,
+                  **kwargs):
     """A `DenseFlipout` with Bayesian kernel and bias.
 
     Args:
@@ -166,6 +168,8 @@ def dense_flipout(units, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias
       num_train: N_train, the divisor of the KL term (per-example ELBO).
       seed: integer; posterior initializers and Flipout signs derive from it.
       prior_scale: stddev of the N(0, s^2) prior on every weight.
+      prior_fan_in: divide the kernel's prior stddev by sqrt(fan-in)
+        (`tfp_dgbn.model.variational.NormalPrior`).
       init_scale: initial posterior stddev.
       bias_loc: initial posterior mean of the bias ("zeros" or a number).
       **kwargs: passed to the layer (activation, name, ...).
@@ -173,11 +177,11 @@ def dense_flipout(units, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias
     Returns:
       A `DenseFlipout` layer; its KL term reaches ``model.losses`` when called.
     """
-    return dense_layer("flipout", units, num_train, seed, prior_scale, init_scale, bias_loc, **kwargs)
+    return dense_layer("flipout", units, num_train, seed, prior_scale, init_scale, bias_loc, prior_fan_in, **kwargs)
 
 
 def conv2d_flipout(filters, kernel_size, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros",
-                   **kwargs):
+                   prior_fan_in=False, **kwargs):
     """A `Conv2DFlipout` with Bayesian kernel and bias (arguments as `dense_flipout`)."""
     return conv2d_layer("flipout", filters, kernel_size, num_train, seed, prior_scale, init_scale, bias_loc,
-                        **kwargs)
+                        prior_fan_in, **kwargs)

@@ -17,7 +17,7 @@ class MCDropout(keras.layers.Dropout):
 
 def bayesian_mlp(input_dim, head, num_train, hidden=(32, 32), activation="relu", seed=0,
                  prior_scale=1.0, init_scale=1e-3, kl_weight=1.0, feature_mean=None,
-                 feature_std=None, name="bayesian_mlp", kind="flipout", dropout=0.0):
+                 feature_std=None, name="bayesian_mlp", kind="flipout", dropout=0.0, prior_fan_in=False):
     """Build features -> DenseFlipout stack -> head, as a `BayesianModel`.
 
     Args:
@@ -28,6 +28,8 @@ def bayesian_mlp(input_dim, head, num_train, hidden=(32, 32), activation="relu",
       activation: Keras activation of the hidden layers.
       seed: base integer seed; each layer gets its own seeds from it.
       prior_scale, init_scale: prior stddev and initial posterior stddev.
+      prior_fan_in: kernel prior stddev ``prior_scale / sqrt(fan_in)``
+        (`tfp_dgbn.model.variational.NormalPrior`).
       kl_weight: initial KL weight.
       feature_mean, feature_std: per-feature standardisation built into the
         model (length D), so exports take raw features.
@@ -52,12 +54,13 @@ def bayesian_mlp(input_dim, head, num_train, hidden=(32, 32), activation="relu",
             variance=np.square(np.asarray(feature_std, "float32")), name="standardize")(h)
     for i, units in enumerate(hidden):
         h = dense_layer(kind, units, num_train, seed=seed + 10 * i, prior_scale=prior_scale,
-                        init_scale=init_scale, activation=activation, name=f"dense_flipout_{i}")(h)
+                        init_scale=init_scale, prior_fan_in=prior_fan_in, activation=activation,
+                        name=f"dense_flipout_{i}")(h)
         if dropout:
             h = MCDropout(dropout, seed=seed + 10 * i + 5, name=f"mc_dropout_{i}")(h)
     n_out = int(np.prod(head.event_shape, dtype=int)) * head.params_size
     h = dense_layer(kind, n_out, num_train, seed=seed + 10 * len(hidden), prior_scale=prior_scale,
-                    init_scale=init_scale, name="params")(h)
+                    init_scale=init_scale, prior_fan_in=prior_fan_in, name="params")(h)
     h = keras.layers.Reshape(tuple(head.event_shape) + (head.params_size,), name="params_shape")(h)
     outputs = head(h)
     return BayesianModel(inputs, outputs, kl_weight=kl_weight, name=name)

@@ -33,24 +33,41 @@ def inverse_softplus(y):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class NormalPrior:
-    """Fixed isotropic prior p(w) = N(0, scale^2) over a weight tensor.
+    """Fixed isotropic prior p(w) = N(0, s^2) over a weight tensor.
 
     Args:
-      scale: prior standard deviation (> 0), in the units of the weights.
+      scale: prior standard deviation (> 0), in the units of the weights; with
+        ``fan_in=True`` the stddev of a kernel is ``scale / sqrt(fan_in)``.
+      fan_in: scale kernel priors by the layer's fan-in (inputs per output
+        unit: all kernel dimensions but the last). A fixed N(0, 1) on every
+        weight makes the prior over *functions* grow with the width (a unit
+        of a 32-wide layer sums 32 unit-variance terms), and mean-field VI
+        pulls unused weights back to that noisy prior; scaling by fan-in keeps
+        every layer's prior pre-activations O(scale) whatever the width, like
+        He/Glorot initialisation (Neal, 1996; Fortuin, 2022). Biases (1-D)
+        keep ``scale``.
     """
 
-    def __init__(self, scale=1.0):
+    def __init__(self, scale=1.0, fan_in=False):
         if not float(scale) > 0:
             raise ValueError(f"NormalPrior scale must be > 0, got {scale!r}")
         self.scale = float(scale)
+        self.fan_in = bool(fan_in)
+
+    def stddev_for(self, shape):
+        """Prior stddev of a weight tensor of this shape (a float)."""
+        shape = [int(d) for d in shape]
+        if self.fan_in and len(shape) >= 2:
+            return self.scale / float(np.sqrt(np.prod(shape[:-1])))
+        return self.scale
 
     def __call__(self, dtype, shape, name, trainable, add_variable_fn):
         del name, trainable, add_variable_fn  # the prior has no variables
-        dist = tfd.Normal(loc=tf.zeros(shape, dtype), scale=tf.cast(self.scale, dtype))
+        dist = tfd.Normal(loc=tf.zeros(shape, dtype), scale=tf.cast(self.stddev_for(shape), dtype))
         return tfd.Independent(dist, reinterpreted_batch_ndims=len(shape))
 
     def get_config(self):
-        return {"scale": self.scale}
+        return {"scale": self.scale, "fan_in": self.fan_in}
 
     @classmethod
     def from_config(cls, config):
