@@ -13,7 +13,7 @@
   dgbn simulate --n 1000000 --shards 16 --out rings/    (TFRecord shards + manifest + held-out .npz)
   dgbn fit rings --source simulate | --source rings/    (rings simulated on the fly, or streamed shards)
   dgbn notebooks [--small]  (execute notebooks/ top to bottom; outputs in runs/notebooks/)
-  dgbn small-data [--task toy-gaussian] [--sizes 50 200 1000 5000]   (Bayesian vs deterministic vs MC dropout)
+  dgbn small-data [--task toy-gaussian] [--sizes 50 200 1000 5000] [--folds 3]   (Bayesian vs deterministic vs MC dropout)
   dgbn hmc-reference [--chains 4] [--burnin 5000] [--samples 5000]   (HMC posterior vs variational)
   dgbn schedules            (list KL schedules and their parameters)
 
@@ -148,8 +148,11 @@ def build_parser():
     sd.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 1000, 5000])
     sd.add_argument("--steps", type=int, default=3000, help="gradient steps per model (default 3000)")
     sd.add_argument("--n-test", type=int, default=5000)
+    sd.add_argument("--folds", type=int, default=3,
+                    help="K of the cross-validation on each training set that picks the KL weight and the dropout "
+                         "rate (default 3; 0: KL weight 1 and dropout 0.1, no selection)")
     sd.add_argument("--seed", type=int, default=0)
-    sd.add_argument("--out-dir", default="docs/figures", help="small_data.png and small_data.md go here")
+    sd.add_argument("--out-dir", default="docs/figures", help="small_data.png, .md and .json go here")
 
     hm = sub.add_parser("hmc-reference", help="HMC reference posterior vs the variational network (toy-gaussian)")
     hm.add_argument("--n-train", type=int, default=200)
@@ -276,10 +279,12 @@ def _small_data(args):
     if any(n < 2 for n in args.sizes) or args.steps < 1 or args.n_test < 2:
         raise UserError(f"sizes and n-test must be >= 2 and steps >= 1, got sizes {args.sizes}, "
                         f"steps {args.steps}, n-test {args.n_test}")
-    rows = small_data_study(args.task, args.sizes, args.steps, args.n_test, seed=args.seed,
+    if args.folds and not 2 <= args.folds <= min(args.sizes):
+        raise UserError(f"--folds must be 0 or in [2, smallest size {min(args.sizes)}], got {args.folds}")
+    rows = small_data_study(args.task, args.sizes, args.steps, args.n_test, seed=args.seed, folds=args.folds,
                             progress=lambda m: print(f"[dgbn] {m}", flush=True))
     write_small_data_report(rows, args.out_dir, args.task, args.steps)
-    print(f"wrote {os.path.join(args.out_dir, 'small_data.png')} and {os.path.join(args.out_dir, 'small_data.md')}")
+    print(f"wrote {os.path.join(args.out_dir, 'small_data')}.png, .md and .json")
 
 
 def _hmc_reference(args):
