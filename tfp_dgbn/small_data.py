@@ -50,6 +50,11 @@ class ModelSpec:
     knob: str = None
     grid: tuple = ()
 
+    @property
+    def default(self):
+        """The knob's value without cross-validation (the grid's first), or None without a knob."""
+        return self.grid[0] if self.grid else None
+
 
 MODELS = {
     # Mean-field VI with w = 1 over-regularises wide networks on few examples (the posterior falls back to
@@ -67,7 +72,7 @@ def _train(name, toy, family, x, y, steps, seed, setting=None):
     keras.utils.set_random_seed(seed)
     build = dict(spec.build)
     if spec.knob is not None:
-        build[spec.knob] = spec.grid[0] if setting is None else setting
+        build[spec.knob] = spec.default if setting is None else setting
     model = bayesian_mlp(1, make_head(family), n, seed=seed, feature_mean=[0.5 * (toy.x_low + toy.x_high)],
                          feature_std=[(toy.x_high - toy.x_low) / np.sqrt(12.0)], name="small_data", **build)
     batch = min(n, 128)
@@ -106,7 +111,7 @@ def select_setting(name, toy, family, x, y, steps, seed, folds=3, num_samples=32
     """
     spec = MODELS[name]
     if spec.knob is None or len(spec.grid) < 2:
-        return (spec.grid[0] if spec.grid else None), {}
+        return spec.default, {}
     if int(folds) < 2 or int(folds) > len(y):
         raise ValueError(f"folds must be in [2, {len(y)}], got {folds!r}")
     parts = np.array_split(np.random.default_rng(seed).permutation(len(y)), int(folds))
@@ -141,10 +146,10 @@ def small_data_study(task="toy-gaussian", sizes=SIZES, steps=3000, n_test=5000, 
       value), cv_nll ({value: fold NLL}), nll, nll_true, coverage90,
       coverage_se, nll_minus_bayesian (+ _se), seconds.
     """
-    unknown = sorted(set(settings or {}) - {name for name, spec in MODELS.items() if spec.knob})
+    tunable = [name for name, spec in MODELS.items() if spec.knob]
+    unknown = sorted(set(settings or {}) - set(tunable))
     if unknown:
-        raise ValueError(f"settings name models without a knob: {unknown}; "
-                         f"choose from {[name for name, spec in MODELS.items() if spec.knob]}")
+        raise ValueError(f"settings name models without a knob: {unknown}; choose from {tunable}")
     toy = make_toy(task)
     family = "normal" if task == "toy-gaussian" else "poisson"
     x_test, y_test = toy.sample(n_test, seed=seed + 999)
@@ -160,7 +165,7 @@ def small_data_study(task="toy-gaussian", sizes=SIZES, steps=3000, n_test=5000, 
             elif folds:
                 setting, cv = select_setting(name, toy, family, x, y, steps, seed, folds, num_samples)
             else:
-                setting, cv = (spec.grid[0] if spec.grid else None), {}
+                setting, cv = spec.default, {}
             model = _train(name, toy, family, x, y, steps, seed, setting)
             lps[name], dist = _log_prob(name, model, x_test, y_test, num_samples)
             cov = interval_coverage(dist, y_test, (0.9,))[0.9]
