@@ -1,6 +1,6 @@
 """Benchmark: the training input pipelines (memory, on-the-fly simulation, TFRecord shards) vs training.
 
-For each source (`tfp_dgbn.dataset.ring_sources`), batch 64 of 32x32 rings:
+For each source (`tfp_dgbn.dataset.sources`), batch 64 of 32x32 rings:
   - pipeline throughput: rings/s when the pipeline alone is drained;
   - training with it: examples/s of the ring generator's training steps, and the trainer's
     idle time, the fraction of each step spent waiting in ``next(iterator)`` (goal: near zero);
@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from report import DEFAULT, peak_rss_mib, reset_peak_rss, write_section
 from tfp_dgbn.dataset.ring_shards import open_shards, write_shards
-from tfp_dgbn.dataset.ring_sources import ArraySource, SimulatedSource
+from tfp_dgbn.dataset.sources import ArraySource, SimulatedSource
 from tfp_dgbn.model.ring_generator import ring_generator
 from tfp_dgbn.simulate import rings
 from tfp_dgbn.tfk import keras
@@ -80,7 +80,7 @@ def main(argv=None):
         shards.shuffle_buffer = args.buffer
         chunk = rings.simulate(20_000, 0, config)
         sources = {
-            "memory (20,000 rings held)": ArraySource(chunk["features"], chunk["noised"], config),
+            "memory (20,000 rings held)": ArraySource(chunk["features"], chunk["noised"]),
             "simulate on the fly": SimulatedSource(config, 0, n),
             f"TFRecord shards (8 files, buffer {args.buffer:,})": shards,
         }

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from report import DEFAULT, peak_rss_mib, reset_peak_rss, write_section
-from tfp_dgbn.dataset.ring_sources import ArraySource
+from tfp_dgbn.dataset.sources import ArraySource
 from tfp_dgbn.model.ring_generator import ring_generator
 from tfp_dgbn.simulate import rings
 from tfp_dgbn.tfk import keras
@@ -43,7 +43,7 @@ def tf_variant(kind, x, y, batch, steps, prefetch=True, jit_compile=False):
     if prefetch:
         # The main job's in-memory pipeline (shuffled indices, gathered per batch, prefetched). A shuffle
         # of the images themselves refilled a buffer of every ring at each `fit` call of the timing loop.
-        data = ArraySource(x, y, rings.RingConfig()).dataset(batch)
+        data = ArraySource(x, y).dataset(batch)
 
         def run():
             model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)

@@ -20,9 +20,8 @@ PYTHON = sys.executable
 @pytest.fixture(scope="session")
 def gaussian_fit(tmp_path_factory):
     """toy-gaussian with the issue's setting: 2,000 training points, default KL weight 1."""
-    from tfp_dgbn.fit.run import FitConfig, run_fit
+    from tfp_dgbn.tasks.runner import fit
 
     root = tmp_path_factory.mktemp("gaussian")
-    config = FitConfig(task="toy-gaussian", n_train=2000, logdir=str(root / "logs"),
-                       out=str(root / "export"), plot_every=100, verbose=0, seed=0)
-    return run_fit(config)
+    return fit("toy-gaussian", n_train=2000, logdir=str(root / "logs"), out=str(root / "export"), plot_every=100,
+               verbose=0, seed=0)

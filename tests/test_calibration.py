@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_dgbn.calibration import (LEVELS, expected_calibration_error, interval_coverage, mutual_information,
+from tfp_dgbn.evaluate.metrics import (LEVELS, expected_calibration_error, interval_coverage, mutual_information,
                                   pit_histogram, pit_values)
-from tfp_dgbn.evaluate_report import evaluate_predictive, write_report
+from tfp_dgbn.evaluate.report import evaluate_predictive, write_report
 from tfp_dgbn.model.heads import make_head
 from tfp_dgbn.predict import Predictor, mixture
 

@@ -16,11 +16,11 @@ def _run(args, **kw):
 @pytest.mark.parametrize("args,match", [
     (["fit", "toy-gaussian", "--kl-schedule", "warp:speed=9"], "unknown KL schedule 'warp'"),
     (["fit", "toy-gaussian", "--kl-schedule", "step:w1=-2"], "w1"),
-    (["fit", "toy-gaussian", "--n-train", "0"], "N_train must be a positive integer, got 0"),
+    (["fit", "toy-gaussian", "--n-train", "0"], "n_train must be a positive integer, got 0"),
     (["fit", "toy-gaussian", "--epochs", "-3"], "epochs"),
     (["predict", "--model", "/nonexistent/model", "--features", "0.1"], "no SavedModel"),
     (["fit", "rings", "--epochs", "0"], "epochs must be a positive integer, got 0"),
-    (["fit", "toy-gaussian", "--data", "x.npz"], "--data and --source are for 'dgbn fit rings'"),
+    (["fit", "toy-gaussian", "--data", "x.npz"], "--data does not apply to 'toy-gaussian'"),
     (["fit", "rings", "--source", "/nonexistent/train-*.tfrecord"], "no files match '/nonexistent/train-*.tfrecord'"),
     (["fit", "rings", "--source", "/nonexistent/dir"], "data source '/nonexistent/dir' does not exist"),
     (["fit", "toy-gaussian", "--strategy", "multiworker"], "needs the TF_CONFIG environment variable"),
@@ -36,6 +36,58 @@ def test_user_errors_exit_2_with_one_line(args, match):
     assert match in out.stderr
     assert "Traceback" not in out.stderr
     assert len([l for l in out.stderr.splitlines() if l.startswith("dgbn: error")]) == 1
+
+
+@pytest.mark.parametrize("args,option", [
+    (["fit", "rings", "--head", "poisson"], "--head"),
+    (["fit", "rings", "--law=negbin"], "--law"),
+    (["fit", "toy-gaussian", "--law", "negbin"], "--law"),
+    (["fit", "toy-discrete", "--source", "simulate"], "--source"),
+    (["fit", "table", "--data", "t.csv", "--target", "y", "--n-train", "5"], "--n-train"),
+    (["fit", "ring-count", "--fixed-epoch"], "--fixed-epoch"),
+])
+def test_an_option_of_another_task_is_refused_in_one_line(args, option, capsys):
+    from tfp_dgbn.cli import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"dgbn: error: {option} does not apply to '{args[1]}' (dgbn fit {args[1]} --help lists its options)"]
+
+
+def test_an_unknown_option_is_refused_in_one_line(capsys):
+    from tfp_dgbn.cli import main
+
+    assert main(["fit", "rings", "--colour", "red"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["dgbn: error: unrecognized arguments: --colour red"]
+
+
+def test_each_task_help_lists_exactly_its_settings_with_their_defaults(capsys):
+    import dataclasses
+    import re
+
+    from tfp_dgbn.cli import main
+    from tfp_dgbn.tasks import TASKS
+
+    every = {f.name for t in TASKS.values() for f in dataclasses.fields(t.settings)}
+    for name, task in TASKS.items():
+        with pytest.raises(SystemExit) as done:
+            main(["fit", name, "--help"])
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        flat = re.sub(r"\s+", " ", text)
+        options = {f.name: f for f in dataclasses.fields(task.settings) if f.metadata.get("cli", True)}
+        listed = set(re.findall(r"^  --([a-z][a-z-]*)", text, re.M)) - {"help", "quiet", "cpu-devices"}
+        assert listed == {n.replace("_", "-") for n in options}, name
+        assert not {n.replace("_", "-") for n in every - set(options)} & listed
+        for field in options.values():
+            default = field.default
+            if default is None or isinstance(default, bool):
+                continue
+            shown = " ".join(map(str, default)) if isinstance(default, tuple) else str(default)
+            assert f"(default: {shown})" in flat, (name, field.name)
+    # the defaults differ where the tasks differ
+    assert TASKS["rings"].settings.__dataclass_fields__["epochs"].default == 8
+    assert TASKS["toy-gaussian"].settings.__dataclass_fields__["epochs"].default == 300
 
 
 def test_schedules_are_listed_with_their_parameters():

@@ -155,11 +155,11 @@ def test_replicas_draw_independent_weights():
 def test_fit_toy_mirrored_two_devices(tmp_path):
     """A short mirrored run trains, logs finite losses and exports a loadable model."""
     import tfp_dgbn
-    from tfp_dgbn.fit.run import FitConfig, run_fit
+    from tfp_dgbn.tasks.runner import fit
 
-    result = run_fit(FitConfig(task="toy-gaussian", n_train=256, n_val=64, n_test=200, epochs=3, batch_size=64,
+    result = fit("toy-gaussian", n_train=256, n_val=64, n_test=200, epochs=3, batch_size=64,
                                strategy="mirrored", logdir=str(tmp_path / "logs"), out=str(tmp_path / "export"),
-                               plot_every=100, num_samples=8, verbose=0))
+                               plot_every=100, num_samples=8, verbose=0)
     assert all(np.isfinite(result.history["loss"]))
     assert result.history["kl_weight"][-1] == 1.0
     loaded = tfp_dgbn.load(str(tmp_path / "export"))
@@ -188,7 +188,7 @@ import numpy as np
 import tfp_dgbn
 import tensorflow as tf
 from tfp_dgbn.fit.distribute import make_strategy
-from tfp_dgbn.fit.run import FitConfig, run_fit
+from tfp_dgbn.tasks.runner import fit
 from tfp_dgbn.model.heads import NormalHead
 from tfp_dgbn.model.mlp import bayesian_mlp
 from tfp_dgbn.tfk import keras
@@ -209,9 +209,9 @@ def draw():
 
 values, rid = draw()
 np.savez(os.path.join(out, f"draws{index}.npz"), values=values.numpy(), replica=int(rid))
-result = run_fit(FitConfig(task="toy-gaussian", n_train=256, n_val=64, n_test=200, epochs=2, batch_size=64,
+result = fit("toy-gaussian", n_train=256, n_val=64, n_test=200, epochs=2, batch_size=64,
                            strategy="multiworker", logdir=os.path.join(out, "logs"),
-                           out=os.path.join(out, "export"), plot_every=100, num_samples=8, verbose=0))
+                           out=os.path.join(out, "export"), plot_every=100, num_samples=8, verbose=0)
 print(json.dumps({"index": index, "loss": result.history["loss"], "metrics": bool(result.metrics)}))
 """
 

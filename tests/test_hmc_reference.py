@@ -4,7 +4,7 @@ import os
 import numpy as np
 import tensorflow_probability as tfp
 
-from tfp_dgbn.hmc_reference import hmc_reference, run_hmc, write_hmc_report
+from tfp_dgbn.studies.hmc_reference import hmc_reference, run_hmc, write_hmc_report
 
 tfd = tfp.distributions
 

@@ -98,11 +98,11 @@ def test_killed_export_leaves_the_previous_export_loadable(tmp_path):
 
 def test_nan_loss_stops_with_epoch_and_batch_and_keeps_previous_artifacts(tmp_path, monkeypatch):
     from tfp_dgbn.fit.resume import NonFiniteLoss
-    from tfp_dgbn.fit.run import FitConfig, run_fit
+    from tfp_dgbn.tasks.runner import fit
     from tfp_dgbn.simulate.toys import ToyGaussian
 
     logdir, out = str(tmp_path / "logs"), str(tmp_path / "export")
-    run_fit(FitConfig(epochs=3, logdir=logdir, out=out, verbose=0))
+    fit("toy-gaussian", epochs=3, logdir=logdir, out=out, verbose=0)
     before = {p: open(p, "rb").read() for p in [os.path.join(out, "saved_model.pb"),
                                                  os.path.join(logdir, "checkpoint.keras")]}
     clean_sample = ToyGaussian.sample
@@ -115,7 +115,7 @@ def test_nan_loss_stops_with_epoch_and_batch_and_keeps_previous_artifacts(tmp_pa
 
     monkeypatch.setattr(ToyGaussian, "sample", poisoned)
     with pytest.raises(NonFiniteLoss) as err:
-        run_fit(FitConfig(epochs=3, logdir=logdir, out=out, verbose=0))
+        fit("toy-gaussian", epochs=3, logdir=logdir, out=out, verbose=0)
     assert (err.value.epoch, err.value.batch) == (1, 1)
     assert "loss became nan at epoch 1, batch 1" in str(err.value)
     for p, content in before.items():
@@ -135,13 +135,13 @@ def test_cli_reports_divergence_in_one_line_with_code_3(tmp_path):
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     from tfp_dgbn.fit.resume import ResumeConflict
-    from tfp_dgbn.fit.run import FitConfig, run_fit
+    from tfp_dgbn.tasks.runner import fit
 
     logdir = tmp_path / "logs"
     os.makedirs(logdir / "resume")
     (logdir / "resume" / "state.json").write_text(json.dumps({"epochs_done": 2, "config": {"epochs": 7}}))
     with pytest.raises(ResumeConflict, match="other settings"):
-        run_fit(FitConfig(epochs=3, logdir=str(logdir), out=str(tmp_path / "m"), verbose=0))
+        fit("toy-gaussian", epochs=3, logdir=str(logdir), out=str(tmp_path / "m"), verbose=0)
 
 
 def test_loading_never_unpickles(tmp_path):

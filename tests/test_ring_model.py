@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import tfp_dgbn
 from conftest import PYTHON, REPO
-from tfp_dgbn.evaluate_rings import evaluate_rings, poisson_image_log_prob, randomized_pit
+from tfp_dgbn.evaluate.rings import evaluate_rings, pixel_pit, poisson_image_log_prob
 from tfp_dgbn.model.ring_generator import RingCoordinates, ring_generator
 from tfp_dgbn.predict import Predictor
 from tfp_dgbn.model.heads import PoissonHead
@@ -20,10 +20,11 @@ CONFIG = rings.RingConfig()
 @pytest.fixture(scope="module")
 def ring_fit(tmp_path_factory):
     """A reduced main job: 10,000 rings, 2 epochs, KL weight 1 throughout (~1 min)."""
-    from tfp_dgbn.fit.ring_run import RingFitConfig, run_ring_fit
+    from tfp_dgbn.tasks import make_settings
+    from tfp_dgbn.tasks.runner import run
 
     root = tmp_path_factory.mktemp("rings")
-    return run_ring_fit(RingFitConfig(n_train=10000, n_val=500, n_test=2000, epochs=2, logdir=str(root / "logs"),
+    return run(make_settings("rings", n_train=10000, n_val=500, n_test=2000, epochs=2, logdir=str(root / "logs"),
                                       out=str(root / "export"), verbose=0))
 
 
@@ -89,7 +90,7 @@ def test_image_log_prob_and_pit_helpers():
     from scipy import stats
 
     assert poisson_image_log_prob(y, rate=rate)[0] == pytest.approx(stats.poisson.logpmf(y, rate).sum())
-    u = randomized_pit(y, np.log(rate)[None], np.random.default_rng(0))
+    u = pixel_pit(y, np.log(rate)[None], np.random.default_rng(0))
     lo, hi = stats.poisson.cdf(y - 1, rate).ravel(), stats.poisson.cdf(y, rate).ravel()
     assert np.all((u >= lo) & (u <= hi))
 

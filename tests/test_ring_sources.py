@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tfp_dgbn.dataset.ring_shards import MANIFEST, open_shards, shard_name, write_shards
-from tfp_dgbn.dataset.ring_sources import ArraySource, SimulatedSource
+from tfp_dgbn.dataset.sources import ArraySource, SimulatedSource
 from tfp_dgbn.fit.distribute import make_strategy
 from tfp_dgbn.model.ring_generator import ring_generator
 from tfp_dgbn.simulate import rings
@@ -56,12 +56,12 @@ def test_fixed_epoch_repeats_the_same_rings():
 
 def test_array_source_covers_every_ring_once_per_epoch():
     chunk = rings.simulate(96, 0, CONFIG)
-    source = ArraySource(chunk["features"], chunk["noised"], CONFIG)
+    source = ArraySource(chunk["features"], chunk["noised"])
     got = np.concatenate([f for f, _ in _batches(source.dataset(32), 3)])
     np.testing.assert_array_equal(np.sort(got[:, 2]), np.sort(chunk["features"][:, 2]))
-    np.testing.assert_allclose(source.mean_image(), chunk["noised"].mean(0))
-    with pytest.raises(ValueError, match="same positive number of rings, got 96 and 95"):
-        ArraySource(chunk["features"], chunk["noised"][:95], CONFIG)
+    np.testing.assert_allclose(source.mean_target(), chunk["noised"].mean(0))
+    with pytest.raises(ValueError, match="same positive number of examples, got 96 and 95"):
+        ArraySource(chunk["features"], chunk["noised"][:95])
 
 
 def test_shards_hold_exactly_the_simulated_rings(shard_dir):
@@ -129,7 +129,7 @@ def test_few_training_steps_from_each_source(shard_dir, strategy_name):
     """Each source feeds fit for a few steps, on one device and on two (global batch 32)."""
     strategy = make_strategy(strategy_name)
     chunk = rings.simulate(128, 3, CONFIG)
-    sources = {"memory": ArraySource(chunk["features"], chunk["noised"], CONFIG),
+    sources = {"memory": ArraySource(chunk["features"], chunk["noised"]),
                "simulate": SimulatedSource(CONFIG, 0, 128),
                "shards": open_shards(shard_dir)}
     distributed = strategy if strategy_name == "mirrored" else None
@@ -142,22 +142,23 @@ def test_few_training_steps_from_each_source(shard_dir, strategy_name):
 
 def test_ring_fit_from_shards_and_on_the_fly(shard_dir, tmp_path):
     """The ring job trains from shards (held-out rings from their file) and from the simulator (two devices)."""
-    from tfp_dgbn.fit.ring_run import RingFitConfig, run_ring_fit
+    from tfp_dgbn.tasks import make_settings
+    from tfp_dgbn.tasks.runner import run
 
     common = dict(epochs=1, batch_size=32, embedding=(8,), hidden=(8,), plot_every=1, num_samples=4, verbose=0)
-    result = run_ring_fit(RingFitConfig(source=shard_dir, logdir=str(tmp_path / "a"), out=str(tmp_path / "ea"),
+    result = run(make_settings("rings", source=shard_dir, logdir=str(tmp_path / "a"), out=str(tmp_path / "ea"),
                                         **common))
     assert np.isfinite(result.metrics["kl_gap"])
-    result = run_ring_fit(RingFitConfig(source="simulate", n_train=256, n_val=32, n_test=40, strategy="mirrored",
+    result = run(make_settings("rings", source="simulate", n_train=256, n_val=32, n_test=40, strategy="mirrored",
                                         logdir=str(tmp_path / "b"), out=str(tmp_path / "eb"), **common))
     assert np.isfinite(result.metrics["kl_gap"]) and len(result.history["loss"]) == 1
     assert os.path.exists(tmp_path / "b" / "heldout.npz")  # the held-out rings, stored once
 
 
 def test_fit_source_errors_are_one_line(tmp_path):
-    from tfp_dgbn.fit.ring_run import RingFitConfig
+    from tfp_dgbn.tasks import make_settings
 
     with pytest.raises(ValueError, match="data source 'nowhere/x' does not exist"):
-        RingFitConfig(source="nowhere/x")
+        make_settings("rings", source="nowhere/x")
     with pytest.raises(ValueError, match="either data .* or source"):
-        RingFitConfig(data=__file__, source="simulate")
+        make_settings("rings", data=__file__, source="simulate")

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from tfp_dgbn.ring_statistics import ring_statistics
+from tfp_dgbn.evaluate.ring_statistics import ring_statistics
 from tfp_dgbn.simulate import rings
 from tfp_dgbn.simulate.rings import RingConfig
 

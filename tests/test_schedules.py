@@ -140,12 +140,12 @@ def test_adaptive_proportional_mode_moves_weight_with_the_error():
 
 @pytest.mark.slow
 def test_adaptive_reaches_its_set_point_on_the_gaussian_toy(tmp_path):
-    from tfp_dgbn.fit.run import FitConfig, run_fit
+    from tfp_dgbn.tasks.runner import fit
 
     target = 1.5  # nats per example of unweighted KL; it starts near 3.8
-    r = run_fit(FitConfig(task="toy-gaussian", epochs=150, verbose=0, plot_every=1000,
+    r = fit("toy-gaussian", epochs=150, verbose=0, plot_every=1000,
                           kl_schedule=f"adaptive:target={target},gain=1,max_step=0.05",
-                          logdir=str(tmp_path / "logs"), out=str(tmp_path / "m")))
+                          logdir=str(tmp_path / "logs"), out=str(tmp_path / "m"))
     kl = np.array(r.history["kl_raw"])
     w = np.array(r.history["kl_weight"])
     assert abs(kl[-10:].mean() - target) <= 0.05 * target  # measured: 1.524

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tfp_dgbn.cli import main
-from tfp_dgbn.small_data import (
+from tfp_dgbn.studies.small_data import (
     BAYESIAN,
     MODELS,
     ModelSpec,
@@ -43,7 +43,7 @@ def test_tempered_bayesian_net_beats_the_deterministic_net_at_fifty_and_two_hund
 
 
 def test_cross_validation_holds_out_each_example_once_and_picks_the_lowest_fold_nll(monkeypatch):
-    import tfp_dgbn.small_data as study
+    import tfp_dgbn.studies.small_data as study
 
     monkeypatch.setitem(MODELS, BAYESIAN, ModelSpec(MODELS[BAYESIAN].build, "kl_weight", (1.0, 0.1)))
     fits, scored = [], []

@@ -21,6 +21,7 @@ A user error (bad value, missing file) prints one line and exits with code 2; a
 training run whose loss becomes NaN or infinite stops with one line and code 3.
 """
 import argparse
+import dataclasses
 import inspect
 import json
 import os
@@ -42,50 +43,52 @@ def _schedule_help():
     return "\n".join(lines)
 
 
-def build_parser():
-    """The argparse parser of ``dgbn``."""
-    from tfp_dgbn.fit.run import TASK_DEFAULTS, FitConfig
+def _settings_fields(settings_cls):
+    """The fields of a settings class that are command-line options."""
+    return [f for f in dataclasses.fields(settings_cls) if f.metadata.get("cli", True)]
 
-    d = FitConfig()
+
+def _add_settings(parser, settings_cls, task):
+    """One option per settings field, with its help, choices and the class's default (shown, not set).
+
+    Every option defaults to None, so only what the user gives overrides the settings class.
+    """
+    for f in _settings_fields(settings_cls):
+        meta, default = f.metadata, f.default
+        flag = "--" + f.name.replace("_", "-")
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        text = meta["help"] + ("" if default is None or isinstance(default, bool) else f" (default: {shown})")
+        text = text.replace("TASK", task).replace("%", "%%")  # argparse formats help with %
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true" if not default else argparse.BooleanOptionalAction,
+                                default=None, help=text)
+        elif isinstance(default, tuple) or "each" in meta:
+            parser.add_argument(flag, nargs="+", type=meta.get("each", int), default=None, help=text)
+        else:
+            kind = str if default is None else type(default)
+            choices = [c for c in meta.get("choices") or () if c is not None] or None
+            parser.add_argument(flag, type=kind, choices=choices, default=None, help=text)
+
+
+def build_parser():
+    """The argparse parser of ``dgbn``; ``dgbn fit TASK`` takes exactly that task's settings."""
+    from tfp_dgbn.tasks import TASKS
+
     parser = argparse.ArgumentParser(prog="dgbn", description="Deep generative Bayesian networks (TFP).",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     fit = sub.add_parser("fit", help="train a Bayesian network, export it, evaluate it",
-                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                         epilog="KL schedules (--kl-schedule NAME:key=value,...):\n" + _schedule_help())
-    fit.add_argument("task", choices=["rings", "table"] + list(TASK_DEFAULTS))
-    fit.add_argument("--epochs", type=int, default=None, help="default: 300 (toys), 8 (rings)")
-    fit.add_argument("--batch-size", type=int, default=None, help="default: 128 (toys), 64 (rings)")
-    fit.add_argument("--learning-rate", type=float, default=None, help="default: 5e-3 (toys), 3e-3 (rings)")
-    fit.add_argument("--n-train", type=int, default=None, help="default: 2000 (toys), 40000 (rings)")
-    fit.add_argument("--data", default=None,
-                     help="rings: a .npz from dgbn simulate (same as --source FILE.npz); "
-                          "table: your .csv or .npz (docs/own_data.md)")
-    fit.add_argument("--target", default=None, help="table: the target column")
-    fit.add_argument("--features", nargs="+", default=None, help="table: feature columns (default: all others)")
-    fit.add_argument("--holdout", type=float, default=0.2, help="table: held-out fraction (default 0.2)")
-    fit.add_argument("--source", default=None, metavar="memory|simulate|PATH",
-                     help="rings: training rings from memory (default: simulated once), simulated on the fly, "
-                          "a .npz, or a shard directory / manifest / glob from dgbn simulate --shards")
-    fit.add_argument("--fixed-epoch", action="store_true",
-                     help="rings with --source simulate: the same n-train rings every epoch (default: fresh)")
-    fit.add_argument("--hidden", type=int, nargs="+", default=None, help="default: 32 32")
-    fit.add_argument("--kl-schedule", default=d.kl_schedule,
-                     help="e.g. constant:weight=1 | linear:start=0,end=1,epochs=50 | "
-                          "step:w0=0.01,w1=1,epoch=100 | adaptive:target=0.3,quantity=kl_raw")
-    fit.add_argument("--kl-update", choices=["epoch", "batch"], default=d.kl_update)
-    fit.add_argument("--law", choices=["poisson", "negbin"], default=d.law, help="toy-discrete law")
-    fit.add_argument("--head", choices=["normal", "poisson", "categorical"], default=None)
-    fit.add_argument("--seed", type=int, default=d.seed)
-    fit.add_argument("--logdir", default=None, help="TensorBoard logs and figures (default runs/TASK)")
-    fit.add_argument("--out", default=None, help="SavedModel directory (default saved_models/TASK)")
-    fit.add_argument("--plot-every", type=int, default=None, help="default: 50 (toys), 1 (rings)")
-    fit.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
-                     help="tf.distribute strategy: one device, all local devices, or the cluster in TF_CONFIG")
-    fit.add_argument("--cpu-devices", type=int, default=None, metavar="N",
-                     help="split the CPU into N logical devices (for --strategy mirrored without GPUs)")
-    fit.add_argument("--quiet", action="store_true", help="no Keras progress bar")
+                         description="Train, export and evaluate one task; dgbn fit TASK --help lists its options.")
+    tasks = fit.add_subparsers(dest="task", required=True, metavar="TASK")
+    for name, task in TASKS.items():
+        p = tasks.add_parser(name, help=task.help, description=task.help,
+                             formatter_class=argparse.RawDescriptionHelpFormatter,
+                             epilog="KL schedules (--kl-schedule NAME:key=value,...):\n" + _schedule_help())
+        _add_settings(p, task.settings, name)
+        p.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+                       help="split the CPU into N logical devices (for --strategy mirrored without GPUs)")
+        p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
 
     pred = sub.add_parser("predict", help="predictive distribution of an exported model")
     pred.add_argument("--model", required=True)
@@ -167,76 +170,15 @@ def build_parser():
     return parser
 
 
-def _given(args, names):
-    """The options the user gave (the rest keep the config's defaults)."""
-    out = {}
-    for name in names:
-        value = getattr(args, name)
-        if value is not None:
-            out[name] = tuple(value) if isinstance(value, list) else value
-    return out
-
-
-def _fit_rings(args):
-    from tfp_dgbn.fit.ring_run import RingFitConfig, run_ring_fit, summary_lines
-
-    result = _run_job(run_ring_fit, lambda: RingFitConfig(
-        **_given(args, ["data", "source", "epochs", "batch_size", "learning_rate", "n_train", "hidden", "logdir",
-                        "out", "plot_every"]),
-        fresh=not args.fixed_epoch, kl_schedule=args.kl_schedule, kl_update=args.kl_update, seed=args.seed,
-        strategy=args.strategy, verbose=0 if args.quiet else 1))
-    if result is None:
-        return
-    print()
-    for line in summary_lines(result.metrics):
-        print(line)
-    _print_paths(result.paths)
-
-
-def _run_job(run, make_config):
-    """``run(make_config())`` with user errors as `UserError`; None on a non-chief worker (it has no results)."""
-    try:
-        result = run(make_config())
-    except (ValueError, FileNotFoundError) as e:
-        raise UserError(str(e)) from None
-    if not result.metrics:
-        print("[dgbn] worker finished; the chief exports and evaluates")
-        return None
-    return result
-
-
 def _print_paths(paths):
     for key, path in paths.items():
         print(f"  {key:13s} {path}")
     print(f"  open TensorBoard with: tensorboard --logdir {paths['logdir']}")
 
 
-def _fit_table(args):
-    from tfp_dgbn.fit.table_run import TableFitConfig, run_table_fit
-
-    result = _run_job(run_table_fit, lambda: TableFitConfig(
-        data=args.data, target=args.target, features=args.features, head=args.head or "normal",
-        holdout=args.holdout, kl_schedule=args.kl_schedule, kl_update=args.kl_update, seed=args.seed,
-        strategy=args.strategy, verbose=0 if args.quiet else 1,
-        **_given(args, ["epochs", "batch_size", "learning_rate", "hidden", "logdir", "out", "plot_every"])))
-    if result is not None:
-        _print_evaluation(result.metrics)
-        _print_paths(result.paths)
-
-
-def _print_evaluation(m):
-    cov = ", ".join(f"{float(k):.0%}: {v['coverage']:.3f}" for k, v in sorted(m["coverage"].items()))
-    print(f"\nheld-out NLL {m['nll']:.4f} +- {m['nll_se']:.4f} nats/example; interval coverage {cov}; "
-          f"PIT max deviation {m['pit']['max_deviation']:.4f}")
-    if "calibration" in m:
-        print(f"ECE {m['calibration']['ece']:.4f}; mutual information {m['mutual_information']:.4f} nats")
-    if "ood" in m:
-        print(f"{m['ood']['measure']} outside the training ranges / inside: {m['ood']['ratio']:.1f}x")
-
-
 def _evaluate(args):
     import tfp_dgbn
-    from tfp_dgbn.evaluate_report import write_report
+    from tfp_dgbn.evaluate.report import summary_lines, write_report
 
     try:
         predictor = tfp_dgbn.load(args.model)
@@ -254,27 +196,28 @@ def _evaluate(args):
                                  integer_target=predictor.head.family != "normal")
             name = args.data
         else:
-            from tfp_dgbn.simulate.toys import make_toy
+            from tfp_dgbn.tasks.toys import TOY_TASKS
 
-            task = meta.get("task")
-            if task not in ("toy-gaussian", "toy-discrete", "ring-residual", "ring-count"):
+            task, toys = meta.get("task"), {t.name: t for t in TOY_TASKS}
+            if task not in toys:
                 raise ValueError(f"{args.model!r} was not trained on a built-in toy; give --data FILE --target COL")
-            law = meta.get("training_config", {}).get("law", "poisson")
-            toy = make_toy(task, law=law) if task == "toy-discrete" else make_toy(task)
-            x, y = toy.sample(args.n, seed=args.seed + 1000)
+            x, y = toys[task].problem(meta.get("training_config", {}).get("law")).sample(args.n, seed=args.seed + 1000)
             name = f"{args.n} fresh examples of {task} (seed {args.seed + 1000})"
         out = args.out or os.path.join("runs", "evaluate", os.path.basename(os.path.normpath(args.model)))
         m = write_report(predictor, x, y, out, model_path=args.model, data_name=name,
                          num_samples=args.num_samples, seed=args.seed)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
-    _print_evaluation(m)
+    print()
+    for line in summary_lines(m):
+        print(line)
     print(f"  report        {os.path.join(out, 'report.md')}")
     print(f"  open TensorBoard with: tensorboard --logdir {os.path.join(out, 'tensorboard')}")
 
 
 def _small_data(args):
-    from tfp_dgbn.small_data import small_data_study, write_small_data_report
+    from tfp_dgbn.studies.small_data import small_data_study, write_small_data_report
+    from tfp_dgbn.tasks.runner import progress_line
 
     if any(n < 2 for n in args.sizes) or args.steps < 1 or args.n_test < 2:
         raise UserError(f"sizes and n-test must be >= 2 and steps >= 1, got sizes {args.sizes}, "
@@ -282,20 +225,21 @@ def _small_data(args):
     if args.folds and not 2 <= args.folds <= min(args.sizes):
         raise UserError(f"--folds must be 0 or in [2, smallest size {min(args.sizes)}], got {args.folds}")
     rows = small_data_study(args.task, args.sizes, args.steps, args.n_test, seed=args.seed, folds=args.folds,
-                            progress=lambda m: print(f"[dgbn] {m}", flush=True))
+                            progress=progress_line)
     write_small_data_report(rows, args.out_dir, args.task, args.steps)
     print(f"wrote {os.path.join(args.out_dir, 'small_data')}.png, .md and .json")
 
 
 def _hmc_reference(args):
-    from tfp_dgbn.hmc_reference import hmc_reference, write_hmc_report
+    from tfp_dgbn.studies.hmc_reference import hmc_reference, write_hmc_report
+    from tfp_dgbn.tasks.runner import progress_line
 
     if args.chains < 2 or min(args.n_train, args.burnin, args.samples, args.leapfrog) < 1:
         raise UserError(f"need --chains >= 2 (R-hat compares chains) and positive sizes, got chains {args.chains}, "
                         f"n-train {args.n_train}, burnin {args.burnin}, samples {args.samples}, "
                         f"leapfrog {args.leapfrog}")
     result = hmc_reference(args.n_train, chains=args.chains, num_burnin=args.burnin, num_samples=args.samples,
-                           num_leapfrog=args.leapfrog, seed=args.seed, progress=lambda m: print(f"[dgbn] {m}"))
+                           num_leapfrog=args.leapfrog, seed=args.seed, progress=progress_line)
     write_hmc_report(result, args.out_dir)
     for name, r in result["rows"].items():
         print(f"{name:12s} held-out NLL {r['nll']:.4f} +- {r['nll_se']:.4f}; 90% coverage {r['coverage90']:.3f}")
@@ -306,41 +250,24 @@ def _hmc_reference(args):
 
 def _fit(args):
     from tfp_dgbn.fit.distribute import configure_cpu_devices
-    from tfp_dgbn.fit.run import FitConfig, run_fit
+    from tfp_dgbn.tasks import TASKS, make_settings
+    from tfp_dgbn.tasks.runner import run
 
-    if args.cpu_devices is not None:
-        try:
+    task = TASKS[args.task]
+    given = {f.name: getattr(args, f.name) for f in _settings_fields(task.settings)
+             if getattr(args, f.name) is not None}
+    try:
+        if args.cpu_devices is not None:
             configure_cpu_devices(args.cpu_devices)
-        except ValueError as e:
-            raise UserError(str(e)) from None
-    if args.task == "rings":
-        return _fit_rings(args)
-    if args.task == "table":
-        return _fit_table(args)
-    if args.data is not None or args.source is not None:
-        raise UserError("--data and --source are for 'dgbn fit rings' (the toys simulate their own data)")
-    try:
-        config = FitConfig(task=args.task, kl_schedule=args.kl_schedule, kl_update=args.kl_update, law=args.law,
-                           head=args.head, seed=args.seed, logdir=args.logdir, out=args.out,
-                           strategy=args.strategy, verbose=0 if args.quiet else 1,
-                           **_given(args, ["epochs", "batch_size", "learning_rate", "n_train", "hidden",
-                                           "plot_every"]))
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    try:
-        result = run_fit(config)
-    except ValueError as e:  # e.g. --strategy multiworker without TF_CONFIG
-        if "TF_CONFIG" not in str(e):
-            raise
+        result = run(make_settings(args.task, verbose=0 if args.quiet else 1, **given))
+    except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
     if not result.metrics:
         print("[dgbn] worker finished; the chief exports and evaluates")
         return
-    m = result.metrics
-    print(f"\nheld-out NLL {m['nll']:.4f} nats/example (true law {m['nll_true']:.4f}, "
-          f"gap {m['nll_gap']:.4f} +- {m['nll_gap_se']:.4f}); "
-          f"{m['coverage_level']:.0%} interval coverage {m['coverage']:.3f}"
-          + (f"; TV to true pmf {m['tv']:.4f}" if "tv" in m else ""))
+    print()
+    for line in task.summary_lines(result.metrics):
+        print(line)
     _print_paths(result.paths)
 
 
@@ -370,11 +297,11 @@ def _predict(args):
 
 
 def _compare_kl(args):
-    from tfp_dgbn.fit.kl_comparison import compare_kl_strategies
-    from tfp_dgbn.fit.ring_run import RingFitConfig
+    from tfp_dgbn.studies.kl_comparison import compare_kl_strategies
+    from tfp_dgbn.tasks import make_settings
 
     try:
-        base = RingFitConfig(n_train=args.n_train, n_test=args.n_test, epochs=args.epochs, seed=args.seed,
+        base = make_settings("rings", n_train=args.n_train, n_test=args.n_test, epochs=args.epochs, seed=args.seed,
                              logdir=args.logdir, out=os.path.join("saved_models", "kl_strategies"),
                              verbose=0 if args.quiet else 2)
         compare_kl_strategies(base, args.out_dir)
@@ -387,8 +314,8 @@ def _generate(args):
     import numpy as np
 
     import tfp_dgbn
-    from tfp_dgbn.plots import save_figure
-    from tfp_dgbn.ring_plots import plot_generated_grid
+    from tfp_dgbn.plots.figures import save_figure
+    from tfp_dgbn.plots.rings import plot_generated_grid
     from tfp_dgbn.simulate.rings import NUM_FEATURES, RingConfig, check_ring_features
 
     try:
@@ -442,8 +369,8 @@ def _simulate(args):
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items())
           + f" rings of {args.image_size}x{args.image_size} pixels (seed {args.seed}){shards}")
     if args.plots:
-        from tfp_dgbn.plots import save_figure
-        from tfp_dgbn.ring_plots import plot_count_histograms, plot_feature_sweeps
+        from tfp_dgbn.plots.figures import save_figure
+        from tfp_dgbn.plots.rings import plot_count_histograms, plot_feature_sweeps
 
         try:
             os.makedirs(args.plots, exist_ok=True)
@@ -465,10 +392,29 @@ def _notebooks(args):
     print(f"executed notebooks with their figures in {args.out_dir}")
 
 
+def _refuse(parser, args, extra):
+    """Exit status 2 with one line: an option that does not apply to this task, or an unknown argument."""
+    if args.command == "fit":
+        from tfp_dgbn.tasks import TASKS
+
+        known = {"--" + f.name.replace("_", "-") for t in TASKS.values() for f in _settings_fields(t.settings)}
+        for item in extra:
+            option = item.split("=", 1)[0]
+            if option in known:
+                print(f"dgbn: error: {option} does not apply to {args.task!r} "
+                      f"(dgbn fit {args.task} --help lists its options)", file=sys.stderr)
+                return 2
+    print(f"dgbn: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None):
     """Entry point of ``dgbn``; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # An option of another task is refused by name, not silently dropped nor lost in a usage dump.
+        return _refuse(parser, args, extra)
     commands = {"fit": _fit, "predict": _predict, "compare-kl": _compare_kl, "generate": _generate,
                 "simulate": _simulate, "evaluate": _evaluate, "small-data": _small_data,
                 "hmc-reference": _hmc_reference, "notebooks": _notebooks,

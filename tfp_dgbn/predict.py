@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_dgbn.model.heads import make_head
-from tfp_dgbn.validate import check_features
+from tfp_dgbn.validate import check_features, check_positive_int
 
 tfd = tfp.distributions
 
@@ -79,9 +79,7 @@ class Predictor:
 
     def draws(self, features, num_samples=64):
         """Named parameters of S weight draws, each [S, B, ...] (tensors)."""
-        if isinstance(num_samples, bool) or int(num_samples) != num_samples or int(num_samples) < 1:
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-        return self._sample_named(self.check(features), int(num_samples))
+        return self._sample_named(self.check(features), check_positive_int(num_samples, "num_samples"))
 
     def __call__(self, features, num_samples=64):
         """The posterior predictive `tfd.Distribution` at features [B, D]."""

@@ -2,6 +2,17 @@
 import numpy as np
 
 
+def check_positive_int(value, name):
+    """``int(value)``; ValueError "{name} must be a positive integer, got {value!r}" otherwise (bools refused)."""
+    try:
+        ok = not isinstance(value, bool) and float(value) == int(value) and int(value) > 0
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_features(x, num_features=1, name="features"):
     """Return x as float32 [B, D]; raise ValueError naming bad shape or non-finite values."""
     x = np.asarray(x, dtype="float64")

@@ -1,4 +1,4 @@
-"""Ring datasets on disk (one ``.npz``) and back as arrays or a `tf.data.Dataset`.
+"""Ring datasets on disk (one ``.npz``) and back as arrays (train from them with `tfp_dgbn.dataset.sources.ArraySource`).
 
 File layout (an uncompressed npz, so ``numpy.load`` reads it without pickle):
 
@@ -192,48 +192,3 @@ def load_rings(path, split="train"):
         meta = _metadata(data, path)
         arrays = {key.split("/", 1)[1]: data[key] for key in data.files if key.startswith(split + "/")}
     return arrays, meta
-
-
-def ring_dataset(path_or_arrays, split="train", batch_size=64, shuffle=True, seed=0, with_true_ring=False,
-                 with_expected=False, repeat=False, prefetch=True):
-    """A `tf.data.Dataset` of (inputs, noised image) from a ring file.
-
-    Args:
-      path_or_arrays: a ``.npz`` path or the arrays of `load_rings`.
-      split: "train", "val" or "test".
-      batch_size: examples per batch (the last batch may be smaller).
-      shuffle: shuffle each epoch (a full-split buffer, seeded).
-      seed: shuffle seed.
-      with_true_ring: inputs become a dict {"features", "true_ring"} instead of
-        the features tensor.
-      with_expected: add the exact ``expected`` image as a third element
-        (for evaluation; only splits written with it).
-      repeat: repeat forever.
-      prefetch: overlap input with training (AUTOTUNE).
-
-    Returns:
-      Dataset of (features float32 [b, 6] | dict, noised float32 [b, S, S]
-      [, expected float32 [b, S, S]]).
-    """
-    import tensorflow as tf
-
-    arrays = load_rings(path_or_arrays, split)[0] if isinstance(path_or_arrays, (str, os.PathLike)) \
-        else path_or_arrays
-    for name in ["features", "noised"] + ["true_ring"] * with_true_ring + ["expected"] * with_expected:
-        if name not in arrays:
-            raise ValueError(f"split {split!r} has no {name!r} array (have {sorted(arrays)})")
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    inputs = arrays["features"].astype("float32")
-    if with_true_ring:
-        inputs = {"features": inputs, "true_ring": arrays["true_ring"].astype("float32")}
-    elements = (inputs, arrays["noised"].astype("float32"))
-    if with_expected:
-        elements += (arrays["expected"].astype("float32"),)
-    ds = tf.data.Dataset.from_tensor_slices(elements)
-    if shuffle:
-        ds = ds.shuffle(len(arrays["features"]), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(int(batch_size))
-    return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds

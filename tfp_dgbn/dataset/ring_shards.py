@@ -32,8 +32,9 @@ import tensorflow as tf
 import tfp_dgbn
 from tfp_dgbn.atomic import atomic_directory
 from tfp_dgbn.dataset.ring_files import SPLITS, split_sizes, write_rings
-from tfp_dgbn.dataset.ring_sources import RingSource, _check_batch, _to_float
+from tfp_dgbn.dataset.sources import Source, _to_float
 from tfp_dgbn.simulate import rings
+from tfp_dgbn.validate import check_positive_int
 
 FORMAT = "tfp_dgbn.ring-shards/1"
 MANIFEST = "manifest.json"
@@ -177,7 +178,7 @@ def open_shards(path_or_glob, verify_checksums=False):
                        heldout if os.path.exists(heldout) else None)
 
 
-class ShardSource(RingSource):
+class ShardSource(Source):
     """Stream TFRecord ring shards (module docstring); made by `open_shards`.
 
     Attributes:
@@ -192,7 +193,7 @@ class ShardSource(RingSource):
         self.name = f"{self.num_train} rings from {len(self.files)} TFRecord shard(s)"
 
     def dataset(self, batch_size, pipeline=0, num_pipelines=1, start_step=0):
-        batch_size = _check_batch(batch_size)
+        batch_size = check_positive_int(batch_size, "batch_size")
         size = self.config.image_size
         files = tf.data.Dataset.from_tensor_slices(self.files)
         if num_pipelines > 1:

@@ -27,6 +27,8 @@ import warnings
 
 import tensorflow as tf
 
+from tfp_dgbn.validate import check_positive_int
+
 STRATEGIES = ("default", "mirrored", "multiworker")
 _CACHE = {}
 
@@ -41,8 +43,7 @@ def configure_cpu_devices(n):
       ValueError: n is not a positive integer, or TensorFlow is already
         initialised with another number of logical CPU devices.
     """
-    if isinstance(n, bool) or int(n) != n or int(n) < 1:
-        raise ValueError(f"the number of CPU devices must be a positive integer, got {n!r}")
+    n = check_positive_int(n, "the number of CPU devices")
     cpu = tf.config.list_physical_devices("CPU")[0]
     current = tf.config.get_logical_device_configuration(cpu)
     if current is not None and len(current) == int(n):

@@ -126,24 +126,23 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         shutil.rmtree(self.write_path, ignore_errors=True)
 
 
-def resumable_fit(model, annealing, config, x, y, validation_data, epochs, batch_size, callbacks, verbose,
-                  every=1, progress=print, strategy=None, steps_per_epoch=None):
+def resumable_fit(model, annealing, config, training_data, validation_data, epochs, steps_per_epoch, callbacks,
+                  verbose, every=1, progress=print, strategy=None):
     """``model.fit`` that resumes from ``config.logdir/resume`` and stops on a non-finite loss.
 
     Args:
       model: a compiled `BayesianModel`.
       annealing: its `KLAnnealing` callback (first in the callback order).
-      config: the run config (``logdir``; ``to_dict()`` identifies the run).
-      x, y, validation_data, epochs, batch_size, verbose: as for ``fit``; ``x``
-        may instead be a function ``initial_epoch -> dataset`` (then ``y`` is
-        None and ``steps_per_epoch`` is given), so a resumed run's data can
-        continue where it stopped.
+      config: the run's settings (``logdir``; ``identity()`` identifies the run).
+      training_data: function ``initial_epoch -> dataset`` of endless batches, so
+        a resumed run's data can continue where it stopped.
+      validation_data, epochs, verbose: as for ``fit``.
+      steps_per_epoch: training steps per epoch.
       callbacks: the other callbacks (TensorBoard, summaries), run after the checkpoint.
       every: checkpoint period in epochs (and always after the last epoch).
       progress: callable for one-line messages.
       strategy: the `tf.distribute.Strategy` the model was built under (None:
         default); a non-chief worker writes below ``logdir/workertemp_<id>``.
-      steps_per_epoch: training steps per epoch of an endless dataset.
 
     Returns:
       The Keras history of the epochs run by this call: dict name -> list of floats.
@@ -151,15 +150,13 @@ def resumable_fit(model, annealing, config, x, y, validation_data, epochs, batch
     Raises:
       NonFiniteLoss: the loss became NaN or infinite (the checkpoint is kept).
     """
-    identity = {k: v for k, v in config.to_dict().items() if k not in ("verbose", "plot_every")}
     write_logdir = config.logdir if strategy is None else worker_path(config.logdir, strategy)
-    checkpoint = ResumeCheckpoint(config.logdir, annealing, identity, every=every, write_logdir=write_logdir)
+    checkpoint = ResumeCheckpoint(config.logdir, annealing, config.identity(), every=every,
+                                  write_logdir=write_logdir)
     initial = checkpoint.restore(model)
     if initial:
         progress(f"resuming from {checkpoint.path} after epoch {initial} of {epochs}")
-    if callable(x):
-        x, batch_size = x(initial), None
-    history = model.fit(x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
+    history = model.fit(training_data(initial), validation_data=validation_data, epochs=epochs,
                         steps_per_epoch=steps_per_epoch, initial_epoch=initial,
                         callbacks=[annealing, NaNGuard(), checkpoint] + list(callbacks), verbose=verbose).history
     save_model_atomically(model, os.path.join(write_logdir, "checkpoint.keras"))

@@ -17,7 +17,6 @@ cannot (width, incidence), and the per-pixel network learns the profile.
 """
 import math
 
-import numpy as np
 import tensorflow as tf
 
 from tfp_dgbn.model.bayesian_model import BayesianModel
@@ -156,9 +155,3 @@ def ring_generator(num_train, config=None, embedding=(32, 16), hidden=(32, 32), 
     h = conv2d_layer(kind, 1, 1, seed=seed + 200, name="log_rate", bias_loc=log_rate_bias, **common)(h)
     outputs = PoissonHead(event_shape=(size, size), name="poisson_image")(h)
     return BayesianModel(features, outputs, kl_weight=kl_weight, name=name)
-
-
-def blind_log_rate(train_images):
-    """Feature-blind baseline: log of the mean training image (floored), [S, S]."""
-    mean = np.asarray(train_images, "float64").mean(axis=0)
-    return np.log(np.maximum(mean, 1e-6))

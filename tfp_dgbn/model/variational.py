@@ -17,6 +17,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_dgbn.tfk import keras
+from tfp_dgbn.validate import check_positive_int
 
 tfd = tfp.distributions
 
@@ -202,12 +203,7 @@ def replica_id():
 
 def check_num_train(num_train):
     """Raise ValueError unless num_train is a positive integer."""
-    try:
-        ok = not isinstance(num_train, bool) and float(num_train) == int(num_train) and int(num_train) > 0
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise ValueError(f"N_train must be a positive integer, got {num_train!r}")
+    check_positive_int(num_train, "N_train")
 
 
 def check_kl_weight(value):

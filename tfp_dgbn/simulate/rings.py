@@ -40,6 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
+from tfp_dgbn.validate import check_positive_int
+
 FEATURE_NAMES = ("x0", "y0", "R", "w", "theta", "phi")
 NUM_FEATURES = len(FEATURE_NAMES)
 # Blocks of rings drawn from one child seed: results do not depend on how the
@@ -415,8 +417,7 @@ def generate(n, seed, config, chunk_size=BLOCK_SIZE, true_ring=False, expected=F
       dicts with ``features`` float32 [b, 6], ``noised`` uint16 [b, size, size]
       and, on request, ``true_ring`` float32 and ``expected`` float32 images.
     """
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = check_positive_int(n, "n")
     seed = [int(s) for s in np.atleast_1d(seed)]
     chunk_size = max(BLOCK_SIZE, int(chunk_size) // BLOCK_SIZE * BLOCK_SIZE)
     for start in range(0, n, chunk_size):
@@ -436,8 +437,11 @@ def generate(n, seed, config, chunk_size=BLOCK_SIZE, true_ring=False, expected=F
         yield chunk
 
 
-def simulate(n, seed, config=None, **kwargs):
-    """All n rings at once (small n); see `generate` for the arrays and kwargs."""
+def simulate(n, seed, config=None, progress=False, **kwargs):
+    """All n rings at once, in memory; see `generate` for the arrays and kwargs (``progress``: a tqdm bar)."""
+    from tqdm.auto import tqdm
+
     config = config or RingConfig()
-    chunks = list(generate(n, seed, config, **kwargs))
+    with tqdm(total=n, unit="ring", desc="simulating rings", disable=not progress) as bar:
+        chunks = [bar.update(len(c["features"])) or c for c in generate(n, seed, config, **kwargs)]
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}

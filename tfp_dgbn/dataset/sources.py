@@ -1,12 +1,15 @@
-"""Where training rings come from: arrays in memory, simulated on the fly, or sharded files.
+"""Where training examples come from: arrays in memory, rings simulated on the fly, or sharded files.
 
 Every source builds the same kind of `tf.data` pipeline, one per input
 pipeline (worker) of a distribution strategy, yielding endless per-replica
-batches ``(features float32 [b, 6], noised float32 [b, S, S])`` with prefetch;
-``fit`` takes ``steps_per_epoch`` = ceil(rings per epoch / global batch).
+batches ``(inputs float32 [b, D], targets float32 [b, ...])`` with prefetch;
+``fit`` takes ``steps_per_epoch`` = ceil(examples per epoch / global batch).
+Every task of the job runner (`tfp_dgbn.tasks`) trains from a source.
 
-``ArraySource``      rings held in memory (the default job; a ``.npz`` from
-                     ``dgbn simulate``): shuffled indices gathered per batch.
+``ArraySource``      any (inputs, targets) arrays in memory (the toys, a user's
+                     table, the default ring job, a ``.npz`` from ``dgbn
+                     simulate``): shuffled indices gathered per batch. The one
+                     array-to-``tf.data`` loader of the package.
 ``SimulatedSource``  rings simulated as training consumes them, one batch per
                      parallel map call. Batch i of input pipeline p is simulated
                      from the seed (seed, p, i): a run is reproducible from its
@@ -22,7 +25,7 @@ batches ``(features float32 [b, 6], noised float32 [b, S, S])`` with prefetch;
                      batches, so memory does not grow with the data.
 
 Held-out rings never come from the training source: they are fixed files
-(`tfp_dgbn.fit.ring_run.heldout_data`) with the exact law.
+(`tfp_dgbn.tasks.rings.heldout_data`) with the exact law.
 """
 import math
 
@@ -30,26 +33,19 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_dgbn.simulate import rings
+from tfp_dgbn.validate import check_positive_int
 
 
-def _check_batch(batch_size):
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
-
-
-class RingSource:
+class Source:
     """Base: ``dataset(batch_size, pipeline, num_pipelines, start_step)`` and the epoch size.
 
     Attributes:
-      num_train: rings per epoch (the KL term's N_train).
-      config: the simulator's `RingConfig`.
+      num_train: examples per epoch (the KL term's N_train).
       name: a short description for progress messages.
     """
 
     num_train = None
-    config = None
-    name = "rings"
+    name = "examples"
 
     def dataset(self, batch_size, pipeline=0, num_pipelines=1, start_step=0):
         """Endless per-replica batches for one input pipeline (see module docstring).
@@ -63,8 +59,8 @@ class RingSource:
         """
         raise NotImplementedError
 
-    def mean_image(self, n=10_000):
-        """Mean noised image over about ``n`` training rings, [S, S] (the feature-blind baseline)."""
+    def mean_target(self, n=10_000):
+        """Mean target over about ``n`` training examples, [...] (e.g. the ring job's feature-blind baseline)."""
         batch = min(1000, n)
         total = None
         for _, y in self.dataset(batch).take(int(math.ceil(n / batch))):
@@ -73,14 +69,14 @@ class RingSource:
 
     def steps_per_epoch(self, global_batch):
         """Training steps in one epoch of ``num_train`` rings."""
-        return int(math.ceil(self.num_train / _check_batch(global_batch)))
+        return int(math.ceil(self.num_train / check_positive_int(global_batch, "batch_size")))
 
     def distributed(self, strategy, global_batch, start_step=0):
         """The dataset for ``fit`` under ``strategy`` (None: plain), one pipeline per worker.
 
         ``start_step``: global training steps already done (a resumed run).
         """
-        global_batch = _check_batch(global_batch)
+        global_batch = check_positive_int(global_batch, "batch_size")
         if strategy is None or strategy.num_replicas_in_sync == 1 and not _multiworker(strategy):
             return self.dataset(global_batch, 0, 1, start_step)
 
@@ -98,39 +94,45 @@ def _multiworker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def _to_float(features, noised):
-    return tf.cast(features, tf.float32), tf.cast(noised, tf.float32)
+def _to_float(inputs, targets):
+    return tf.cast(inputs, tf.float32), tf.cast(targets, tf.float32)
 
 
-class ArraySource(RingSource):
-    """Rings in memory: ``features`` [n, 6] and ``noised`` [n, S, S] (uint16 or float)."""
+class ArraySource(Source):
+    """Examples in memory: ``inputs`` [n, D] and ``targets`` [n, ...] (any numeric dtype).
 
-    def __init__(self, features, noised, config, seed=0):
-        self.features = np.asarray(features, "float32")
-        self.noised = np.asarray(noised)
-        if len(self.features) != len(self.noised) or len(self.features) == 0:
-            raise ValueError(f"features and noised must hold the same positive number of rings, got "
-                             f"{len(self.features)} and {len(self.noised)}")
-        self.num_train, self.config, self.seed = len(self.features), config, int(seed)
-        self.name = f"{self.num_train} rings in memory"
+    Args:
+      inputs, targets: the arrays (same first dimension, n >= 1).
+      seed: seeds the shuffle.
+      name: what the examples are, for progress messages ("rings", "rows", ...).
+    """
 
-    def mean_image(self, n=None):
-        """Mean noised image of all the rings held, [S, S]."""
-        return self.noised.mean(axis=0, dtype="float64")
+    def __init__(self, inputs, targets, seed=0, name="examples"):
+        self.inputs = np.asarray(inputs, "float32")
+        self.targets = np.asarray(targets)
+        if len(self.inputs) != len(self.targets) or len(self.inputs) == 0:
+            raise ValueError(f"inputs and targets must hold the same positive number of {name}, got "
+                             f"{len(self.inputs)} and {len(self.targets)}")
+        self.num_train, self.seed = len(self.inputs), int(seed)
+        self.name = f"{self.num_train} {name} in memory"
+
+    def mean_target(self, n=None):
+        """Mean target of all the examples held, [...]."""
+        return self.targets.mean(axis=0, dtype="float64")
 
     def dataset(self, batch_size, pipeline=0, num_pipelines=1, start_step=0):
-        batch_size = _check_batch(batch_size)
-        features, noised = tf.constant(self.features), tf.constant(self.noised)
+        batch_size = check_positive_int(batch_size, "batch_size")
+        inputs, targets = tf.constant(self.inputs), tf.constant(self.targets)
         n = self.num_train
-        # Shuffling indices, not rings: no buffer copy of the images.
+        # Shuffling indices, not examples: no buffer copy of large targets (images).
         idx = tf.data.Dataset.range(n).shard(num_pipelines, pipeline)
         idx = idx.shuffle(n, seed=self.seed, reshuffle_each_iteration=True).repeat()
         return (idx.batch(batch_size, drop_remainder=True)
-                .map(lambda i: _to_float(tf.gather(features, i), tf.gather(noised, i)))
+                .map(lambda i: _to_float(tf.gather(inputs, i), tf.gather(targets, i)))
                 .prefetch(tf.data.AUTOTUNE))
 
 
-class SimulatedSource(RingSource):
+class SimulatedSource(Source):
     """Rings simulated on the fly (module docstring).
 
     Args:
@@ -141,9 +143,8 @@ class SimulatedSource(RingSource):
     """
 
     def __init__(self, config, seed, rings_per_epoch, fresh=True):
-        if isinstance(rings_per_epoch, bool) or int(rings_per_epoch) != rings_per_epoch or rings_per_epoch < 1:
-            raise ValueError(f"rings_per_epoch must be a positive integer, got {rings_per_epoch!r}")
-        self.config, self.seed, self.num_train, self.fresh = config, int(seed), int(rings_per_epoch), bool(fresh)
+        self.num_train = check_positive_int(rings_per_epoch, "rings_per_epoch")
+        self.config, self.seed, self.fresh = config, int(seed), bool(fresh)
         self.name = (f"rings simulated on the fly ({'fresh every epoch' if fresh else 'the same every epoch'}, "
                      f"{self.num_train} per epoch)")
 
@@ -154,7 +155,7 @@ class SimulatedSource(RingSource):
         return chunk["features"].astype("float32"), chunk["noised"]
 
     def dataset(self, batch_size, pipeline=0, num_pipelines=1, start_step=0):
-        batch_size = _check_batch(batch_size)
+        batch_size = check_positive_int(batch_size, "batch_size")
         size = self.config.image_size
         if self.fresh:
             steps = tf.data.Dataset.range(int(start_step), np.iinfo(np.int64).max)

@@ -1,7 +1,7 @@
 """Held-out metrics of a predictive distribution against a known true law."""
 import numpy as np
 
-from tfp_dgbn.predict import central_interval
+from tfp_dgbn.evaluate.metrics import interval_coverage, mean_se
 
 
 def evaluate_toy(predictor, toy, x, y, num_samples=64, level=0.9, grid_size=21):
@@ -28,19 +28,17 @@ def evaluate_toy(predictor, toy, x, y, num_samples=64, level=0.9, grid_size=21):
     true = toy.true_distribution(x)
     lp_model = pred.log_prob(y).numpy().astype("float64")
     lp_true = true.log_prob(y).numpy().astype("float64")
-    lo, hi = central_interval(pred, level)
-    inside = (y >= lo) & (y <= hi)
-    n = len(y)
-    gap = lp_true - lp_model
+    coverage = interval_coverage(pred, y, (level,))[float(level)]
+    gap, gap_se = mean_se(lp_true - lp_model)
     out = {
-        "n": int(n),
+        "n": int(len(y)),
         "nll": float(-lp_model.mean()),
         "nll_true": float(-lp_true.mean()),
-        "nll_gap": float(gap.mean()),
-        "nll_gap_se": float(gap.std(ddof=1) / np.sqrt(n)),
+        "nll_gap": gap,
+        "nll_gap_se": gap_se,
         "coverage_level": level,
-        "coverage": float(inside.mean()),
-        "coverage_se": float(np.sqrt(level * (1 - level) / n)),
+        "coverage": coverage["coverage"],
+        "coverage_se": coverage["se"],
     }
     if hasattr(toy, "conditional_entropy"):
         out["conditional_entropy"] = toy.conditional_entropy()

@@ -28,7 +28,7 @@ def compare_kl_strategies(base_config, out_dir, names=None):
     """Train once per strategy and write ``kl_strategies.png`` and ``kl_strategies.md`` to ``out_dir``.
 
     Args:
-      base_config: a `RingFitConfig`; its kl_schedule, logdir and out are replaced per strategy
+      base_config: `tfp_dgbn.tasks.rings.RingSettings`; its kl_schedule, logdir and out are replaced per strategy
         (logdir/<strategy>, out/<strategy>).
       out_dir: where the figure and table go.
       names: subset of `strategies` (default all).
@@ -40,8 +40,8 @@ def compare_kl_strategies(base_config, out_dir, names=None):
 
     from matplotlib.ticker import MaxNLocator
 
-    from tfp_dgbn.fit.ring_run import run_ring_fit
-    from tfp_dgbn.plots import save_figure
+    from tfp_dgbn.tasks.runner import run
+    from tfp_dgbn.plots.figures import plt, save_figure
 
     specs = strategies(base_config.epochs)
     names = names or list(specs)
@@ -55,11 +55,10 @@ def compare_kl_strategies(base_config, out_dir, names=None):
                                      logdir=os.path.join(base_config.logdir, slug),
                                      out=os.path.join(base_config.out, slug))
         print(f"[dgbn] strategy {name!r}: {specs[name]}", flush=True)
-        result = run_ring_fit(config)
+        result = run(config)
         results[name] = (result.history, result.metrics)
 
     os.makedirs(out_dir, exist_ok=True)
-    from tfp_dgbn.plots import plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for i, (name, (history, _)) in enumerate(results.items()):

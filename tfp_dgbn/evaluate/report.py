@@ -15,8 +15,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfp_dgbn.calibration import (LEVELS, expected_calibration_error, interval_coverage, mutual_information,
-                                  pit_histogram, pit_values)
+from tfp_dgbn.evaluate.metrics import (LEVELS, expected_calibration_error, interval_coverage, mean_se,
+                                       mutual_information, pit_histogram, pit_values)
 from tfp_dgbn.predict import mixture
 
 
@@ -52,7 +52,7 @@ def ood_points(ranges, n, seed=0, push=(0.5, 1.0)):
 
 
 def evaluate_predictive(predictor, x, y, num_samples=256, seed=0, levels=LEVELS, ood_rows=500):
-    """Metrics of the module docstring; returns a JSON-able dict (and keeps arrays for the figures under ``_arrays``)."""
+    """Metrics of the module docstring, as a JSON-able dict."""
     x = predictor.check(x)
     y = np.asarray(y)
     draws = predictor.draws(x, num_samples)
@@ -60,13 +60,13 @@ def evaluate_predictive(predictor, x, y, num_samples=256, seed=0, levels=LEVELS,
     lp = dist.log_prob(tf.constant(y, dist.dtype)).numpy().astype("float64")
     u = pit_values(dist, y, seed)
     summary = predictor.summarize(draws)
+    nll, nll_se = mean_se(-lp)
     out = {"n": int(len(y)), "num_samples": int(num_samples), "family": predictor.head.family,
-           "nll": float(-lp.mean()), "nll_se": float(lp.std(ddof=1) / np.sqrt(len(y))),
+           "nll": nll, "nll_se": nll_se,
            "pit": pit_histogram(u), "coverage": interval_coverage(dist, y, levels),
            "epistemic_variance": float(np.mean(summary["epistemic_variance"])),
            "aleatoric_variance": float(np.mean(summary["aleatoric_variance"]))}
     out["epistemic_fraction"] = out["epistemic_variance"] / (out["epistemic_variance"] + out["aleatoric_variance"])
-    arrays = {"pit": u, "x": x, "y": y, "mean": summary["mean"], "stddev": summary["stddev"]}
     if predictor.head.family == "categorical":
         probs = predictor.head.from_named(draws).probs_parameter().numpy()
         mi, expected_entropy = mutual_information(probs)
@@ -83,12 +83,11 @@ def evaluate_predictive(predictor, x, y, num_samples=256, seed=0, levels=LEVELS,
                       "fraction_outside_above_inside_median": float((e_out > np.median(e_in)).mean()),
                       "measure": "mutual information" if predictor.head.family == "categorical"
                       else "epistemic variance"}
-    out["_arrays"] = arrays
     return out
 
 
 def _figures(metrics, predictor, num_samples):
-    import matplotlib.pyplot as plt
+    from tfp_dgbn.plots.figures import plt
 
     figs = {}
     pit = metrics["pit"]
@@ -175,10 +174,9 @@ def write_report(predictor, x, y, out_dir, model_path="model", data_name="held-o
     """
     from tfp_dgbn.atomic import atomic_file
     from tfp_dgbn.fit.callbacks import figure_to_image
-    from tfp_dgbn.plots import save_figure
+    from tfp_dgbn.plots.figures import save_figure
 
     metrics = evaluate_predictive(predictor, x, y, num_samples=num_samples, seed=seed)
-    metrics.pop("_arrays")
     os.makedirs(out_dir, exist_ok=True)
     figs = _figures(metrics, predictor, num_samples)
     writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
@@ -201,3 +199,15 @@ def write_report(predictor, x, y, out_dir, model_path="model", data_name="held-o
     with atomic_file(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(_markdown(metrics, model_path, data_name))
     return metrics
+
+
+def summary_lines(m):
+    """Human-readable lines of a report's metrics (printed by ``dgbn evaluate`` and ``dgbn fit table``)."""
+    cov = ", ".join(f"{float(k):.0%}: {v['coverage']:.3f}" for k, v in sorted(m["coverage"].items()))
+    lines = [f"held-out NLL {m['nll']:.4f} +- {m['nll_se']:.4f} nats/example; interval coverage {cov}; "
+             f"PIT max deviation {m['pit']['max_deviation']:.4f}"]
+    if "calibration" in m:
+        lines.append(f"ECE {m['calibration']['ece']:.4f}; mutual information {m['mutual_information']:.4f} nats")
+    if "ood" in m:
+        lines.append(f"{m['ood']['measure']} outside the training ranges / inside: {m['ood']['ratio']:.1f}x")
+    return lines

@@ -1,4 +1,8 @@
-"""Calibration of a predictive distribution against observed targets: PIT, interval coverage, ECE, mutual information.
+"""Every metric of a predictive distribution, each written once.
+
+NLL with its standard error (`mean_se`), PIT and the randomised PIT for counts
+(`pit_values`, `randomized_pit`), interval coverage, ECE, entropy and mutual
+information. Evaluations of toys, rings and the report all call these.
 
 All functions take a `tfd.Distribution` with batch [N] and scalar events (a
 `Predictor` output) or plain arrays, and return NumPy values. A predictor that
@@ -23,6 +27,29 @@ def _discrete_cdf(dist, y):
     return np.clip(upper, 0, 1), np.clip(lower, 0, 1)
 
 
+def mean_se(values):
+    """Mean of per-example values and its standard error sd / sqrt(n) (float64 scalars).
+
+    Used for every NLL, NLL gap and KL gap reported with "+-".
+    """
+    values = np.asarray(values, "float64").ravel()
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def randomized_pit(lower, upper, rng):
+    """Randomised PIT of a discrete law: u = F(y - 1) + V (F(y) - F(y - 1)), V ~ U(0, 1) (Czado et al., 2009).
+
+    Args:
+      lower, upper: F(y - 1) and F(y) at the observations (any shape, same shape).
+      rng: a NumPy Generator for V.
+
+    Returns:
+      u, float64 of the same shape, exactly U(0, 1) when the law is right.
+    """
+    lower, upper = np.asarray(lower, "float64"), np.asarray(upper, "float64")
+    return lower + rng.uniform(size=lower.shape) * (upper - lower)
+
+
 def pit_values(dist, y, seed=0):
     """Probability integral transform u_i = F_i(y_i), randomised for counts.
 
@@ -42,8 +69,7 @@ def pit_values(dist, y, seed=0):
     if _is_count(dist):
         upper, lower = _discrete_cdf(dist, y)
         # Salted: V must be independent of the data, which a user may have drawn from the same seed.
-        v = np.random.default_rng([seed, 0x5049_5400]).uniform(size=len(y))
-        return lower + v * (upper - lower)
+        return randomized_pit(lower, upper, np.random.default_rng([seed, 0x5049_5400]))
     return np.asarray(dist.cdf(tf.constant(y, dist.dtype)), "float64")
 
 

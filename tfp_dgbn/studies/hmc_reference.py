@@ -126,7 +126,7 @@ def _rhat_ess(values):
 def hmc_reference(n_train=200, hidden=(16, 16), chains=4, num_burnin=1000, num_samples=1000, num_leapfrog=16,
                   n_test=5000, vi_epochs=1500, num_draws=400, seed=0, progress=print):
     """Fit the toy by HMC and by variational inference; returns a dict of results (module docstring)."""
-    from tfp_dgbn.calibration import interval_coverage
+    from tfp_dgbn.evaluate.metrics import interval_coverage, mean_se
     from tfp_dgbn.model.heads import NormalHead
     from tfp_dgbn.model.mlp import bayesian_mlp
     from tfp_dgbn.predict import model_predictor
@@ -168,8 +168,8 @@ def hmc_reference(n_train=200, hidden=(16, 16), chains=4, num_burnin=1000, num_s
     for name, dist in dists.items():
         lp = dist.log_prob(y_test.astype("float32")).numpy().astype("float64")
         cov = interval_coverage(dist, y_test, (0.9,))[0.9]
-        rows[name] = {"nll": float(-lp.mean()), "nll_se": float(lp.std(ddof=1) / np.sqrt(len(lp))),
-                      "coverage90": cov["coverage"], "coverage_se": cov["se"]}
+        nll, nll_se = mean_se(-lp)
+        rows[name] = {"nll": nll, "nll_se": nll_se, "coverage90": cov["coverage"], "coverage_se": cov["se"]}
     fine = np.linspace(toy.x_low, toy.x_high, 101, dtype="float32")[:, None]
     curves = {"HMC": net.predictive(draws, fine), "variational": vi(fine, len(draws)),
               "true law": toy.true_distribution(fine)}
@@ -187,7 +187,7 @@ def write_hmc_report(result, out_dir):
     import matplotlib.pyplot as plt
 
     from tfp_dgbn.atomic import atomic_file
-    from tfp_dgbn.plots import save_figure
+    from tfp_dgbn.plots.figures import save_figure
 
     os.makedirs(out_dir, exist_ok=True)
     g, curves = result["grid"], result["curves"]

@@ -2,7 +2,7 @@
 import numpy as np
 from scipy import stats
 
-from tfp_dgbn.plots import plt  # one place picks the backend
+from tfp_dgbn.plots.figures import plt
 from tfp_dgbn.simulate import rings
 
 

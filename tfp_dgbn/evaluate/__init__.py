@@ -1,0 +1,1 @@
+"""Evaluation: metric functions (`metrics`), against known laws (`toys`, `rings`), the report (`report`)."""

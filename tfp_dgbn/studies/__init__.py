@@ -1,0 +1,1 @@
+"""Studies that run many fits: `small_data`, `hmc_reference`, `kl_comparison`."""

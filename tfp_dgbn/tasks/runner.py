@@ -1,0 +1,114 @@
+"""The one place a training run is driven: settings -> data -> model -> fit -> export -> evaluation.
+
+Whatever the task (`tfp_dgbn.tasks.base.Task`), `run` does the same steps:
+seed; the task's data; the KL schedule; the model built and compiled under the
+distribution strategy (Adam, cosine decay); TensorBoard, posterior histograms
+and the task's figure as callbacks; the resumable fit with the NaN guard
+(`tfp_dgbn.fit.resume`); on the chief only: the atomic SavedModel export, the
+task's evaluation, the figures, and ``metrics.json``.
+"""
+import json
+import os
+import time
+
+import tfp_dgbn
+from tfp_dgbn.atomic import atomic_file
+from tfp_dgbn.export import export_predictive
+from tfp_dgbn.fit.callbacks import FigureSummary, KLAnnealing, PosteriorSummaries, stddev_summary
+from tfp_dgbn.fit.distribute import build_and_compile, finish_on_chief, make_strategy, worker_path
+from tfp_dgbn.fit.resume import resumable_fit
+from tfp_dgbn.fit.schedules import from_spec
+from tfp_dgbn.plots.figures import plot_history, save_figure
+from tfp_dgbn.predict import model_predictor
+from tfp_dgbn.tasks.base import FitResult
+from tfp_dgbn.tfk import keras
+
+
+def progress_line(message):
+    """The runner's one-line progress messages, ``[dgbn] ...``."""
+    print(f"[dgbn] {message}", flush=True)
+
+
+def run(settings, progress=progress_line):
+    """Train, export and evaluate one run of ``settings.task``.
+
+    Args:
+      settings: the task's settings object (`tfp_dgbn.tasks.base.TrainSettings` subclass).
+      progress: callable for one-line progress messages.
+
+    Returns:
+      `FitResult`. Writes ``settings.out`` (SavedModel) and in ``settings.logdir``:
+      TensorBoard events, ``checkpoint.keras``, the task's figure,
+      ``history.png`` (image loss, KL loss, KL weight) and ``metrics.json``
+      (``{"metrics", "config"}``).
+    """
+    from tfp_dgbn.tasks import TASKS
+
+    task = TASKS[settings.task]
+    t0 = time.time()
+    keras.utils.set_random_seed(settings.seed)
+    data = task.prepare(settings, progress)
+    schedule = from_spec(settings.kl_schedule)
+
+    def build():  # a fresh model each call: finish_on_chief rebuilds it outside the strategy
+        return task.build(settings, data, schedule(0.0))
+
+    source = data.source
+    steps = source.steps_per_epoch(settings.batch_size)
+    strategy = make_strategy(settings.strategy)
+    model = build_and_compile(strategy, build, settings.learning_rate, settings.epochs * steps,
+                              alpha=task.lr_floor)
+
+    logdir = worker_path(settings.logdir, strategy)
+    os.makedirs(logdir, exist_ok=True)
+    metadata = {"task": task.name, **data.metadata, "training_config": settings.to_dict(),
+                "kl_schedule": schedule.spec()}
+    predictor = model_predictor(model, metadata)
+    annealing = KLAnnealing(schedule, update=settings.kl_update)
+    callbacks = [keras.callbacks.TensorBoard(logdir, histogram_freq=0, write_graph=False),
+                 PosteriorSummaries(logdir, every=settings.plot_every)]
+    if task.figure_tag:
+        callbacks.append(FigureSummary(logdir, lambda _: task.figure(settings, data, predictor),
+                                       tag=task.figure_tag, every=settings.plot_every))
+    progress(f"fitting {task.describe(settings, data)}: {settings.epochs} epochs, KL schedule {schedule.spec()}, "
+             f"{strategy.num_replicas_in_sync} replica(s); loss = nll (data) + kl (weighted KL)")
+
+    def training_data(initial_epoch):  # a resumed run continues a simulated stream where it stopped
+        return source.distributed(strategy, settings.batch_size, initial_epoch * steps)
+
+    history = resumable_fit(model, annealing, settings, training_data, data.validation, settings.epochs,
+                            steps, callbacks, settings.verbose, every=task.checkpoint_every, progress=progress,
+                            strategy=strategy)
+    model = finish_on_chief(model, build, strategy, settings.logdir)
+    if model is None:  # a non-chief worker: the chief exports and evaluates
+        return FitResult(None, None, history, {}, {})
+    predictor = model_predictor(model, metadata)
+
+    progress(f"exporting SavedModel to {settings.out}")
+    export_predictive(model, settings.out, metadata)
+    metrics, paths = task.evaluate(settings, data, predictor, progress)
+    metrics.update(posterior_stddev=stddev_summary(model), final_kl_weight=float(model.kl_weight.numpy()),
+                   prior_scale=settings.prior_scale, seconds=time.time() - t0, version=tfp_dgbn.__version__)
+
+    paths = {"savedmodel": settings.out, "logdir": settings.logdir, **paths,
+             "history_plot": os.path.join(settings.logdir, "history.png"),
+             "metrics": os.path.join(settings.logdir, "metrics.json")}
+    if task.figure_file:
+        paths["plot"] = save_figure(task.figure(settings, data, predictor),
+                                    os.path.join(settings.logdir, task.figure_file))
+    save_figure(plot_history(history), paths["history_plot"])
+    with atomic_file(paths["metrics"], "w") as f:
+        json.dump({"metrics": metrics, "config": settings.to_dict()}, f, indent=2, default=float)
+    return FitResult(model, predictor, history, metrics, paths)
+
+
+def fit(task, **settings):
+    """Run ``task`` (a name in `tfp_dgbn.tasks.TASKS`) with settings overriding its defaults; see `run`.
+
+    >>> from tfp_dgbn.tasks import fit
+    >>> result = fit("toy-gaussian", epochs=50, verbose=0)   # doctest: +SKIP
+    >>> result.metrics["nll_gap"]                           # doctest: +SKIP
+    """
+    from tfp_dgbn.tasks import make_settings
+
+    return run(make_settings(task, **settings))

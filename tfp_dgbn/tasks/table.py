@@ -1,0 +1,84 @@
+"""The table task (`dgbn fit table`): a Bayesian MLP on a researcher's own CSV/NPZ data.
+
+Data: the file's rows (docs/own_data.md), split into training and held-out
+rows by a seeded permutation; model: a Bayesian MLP with the inputs
+standardised inside it; evaluation: the calibration / uncertainty report
+(`tfp_dgbn.evaluate.report`) on the held-out rows, in ``<logdir>/evaluation/``.
+"""
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfp_dgbn.dataset.sources import ArraySource
+from tfp_dgbn.dataset.tabular import load_table, split_table
+from tfp_dgbn.evaluate.report import summary_lines, write_report
+from tfp_dgbn.model.heads import make_head
+from tfp_dgbn.model.mlp import bayesian_mlp
+from tfp_dgbn.tasks.base import Task, TaskData, TrainSettings, setting
+
+
+@dataclass
+class TableSettings(TrainSettings):
+    """Settings of a run on a table: `TrainSettings` plus the file, its columns, the head and the held-out share."""
+
+    task: str = setting("table", "the table task", cli=False)
+    data: str = setting(None, "your .csv or .npz file (docs/own_data.md); required")
+    target: str = setting(None, "the target column; required")
+    features: tuple = setting(None, "feature columns (default: all other columns)", each=str)
+    head: str = setting("normal", "output law: real targets, counts, or classes 0..K-1",
+                        choices=("normal", "poisson", "categorical"))
+    holdout: float = setting(0.2, "fraction of rows held out (seeded split) for the evaluation report")
+
+    def check(self):
+        if not self.data or not self.target:
+            raise ValueError("dgbn fit table needs --data FILE.csv|FILE.npz and --target COLUMN")
+        super().check()
+
+
+@dataclass
+class TableData(TaskData):
+    """A table run's data: the held-out rows and the model's head arguments."""
+
+    held: tuple = None
+    head_kwargs: dict = None
+
+
+class TableTask(Task):
+    """A Bayesian MLP on the user's table (module docstring)."""
+
+    name = "table"
+    settings = TableSettings
+    help = "your own CSV/NPZ table: regression, counts or classes (docs/own_data.md)"
+
+    def prepare(self, s, progress):
+        x, y, names = load_table(s.data, s.target, s.features, integer_target=s.head != "normal")
+        (x_tr, y_tr), held = split_table(x, y, s.holdout, s.seed)
+        meta = {"data": os.path.abspath(s.data), "target": s.target, "feature_names": list(names),
+                "feature_ranges": [[float(a), float(b)] for a, b in zip(x_tr.min(axis=0), x_tr.max(axis=0))]}
+        head_kwargs = {"num_classes": int(y.max()) + 1} if s.head == "categorical" else {}
+        progress(f"{s.data}: {len(y_tr)} training rows, {len(held[1])} held out; target {s.target!r}, "
+                 f"features {', '.join(names)}")
+        return TableData(ArraySource(x_tr, y_tr, s.seed, name="rows"), (held[0], held[1].astype("float32")),
+                         meta, held=held, head_kwargs=head_kwargs)
+
+    def build(self, s, data, kl_weight):
+        x = data.source.inputs
+        return bayesian_mlp(x.shape[1], make_head(s.head, **data.head_kwargs), data.source.num_train,
+                            hidden=s.hidden, activation=s.activation, seed=s.seed, prior_scale=s.prior_scale,
+                            init_scale=s.init_scale, kl_weight=kl_weight, feature_mean=x.mean(axis=0),
+                            feature_std=np.maximum(x.std(axis=0), 1e-6), name="table")
+
+    def describe(self, s, data):
+        return f"a Bayesian MLP ({s.head} head, {data.source.name})"
+
+    def evaluate(self, s, data, predictor, progress):
+        report = os.path.join(s.logdir, "evaluation")
+        progress(f"evaluating on the {len(data.held[1])} held-out rows -> {report}/report.md")
+        metrics = write_report(predictor, *data.held, report, model_path=s.out,
+                               data_name=f"{s.data}, held-out {s.holdout:.0%}", num_samples=s.num_samples,
+                               seed=s.seed)
+        return metrics, {"report": os.path.join(report, "report.md")}
+
+    def summary_lines(self, m):
+        return summary_lines(m)
