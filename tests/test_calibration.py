@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_dgbn.evaluate.metrics import (LEVELS, expected_calibration_error, interval_coverage, mutual_information,
-                                  pit_histogram, pit_values)
-from tfp_dgbn.evaluate.report import evaluate_predictive, write_report
-from tfp_dgbn.model.heads import make_head
-from tfp_dgbn.predict import Predictor, mixture
+from tfp_dgbn.evaluate.metrics import (LEVELS, auroc, brier_score, expected_calibration_error, interval_coverage,
+                                       pit_histogram, pit_values)
+from tfp_dgbn.evaluate.report import write_report
+from tfp_dgbn.model.heads import CategoricalHead, make_head
+from tfp_dgbn.predict import Predictor, predictive_moments
 
 N = 4000
 RNG = np.random.default_rng(0)
@@ -79,13 +79,28 @@ def test_ece_is_small_for_calibrated_probabilities_and_large_for_overconfident_o
 
 
 def test_mutual_information_is_zero_for_agreeing_draws_and_log_k_for_disjoint_ones():
-    agree = np.tile(np.array([[[0.2, 0.3, 0.5]]]), (4, 1, 1))
-    mi, h = mutual_information(agree)
-    np.testing.assert_allclose(mi, 0, atol=1e-12)
-    disjoint = np.eye(3)[:, None, :]  # three draws, each certain of another class
-    mi, h = mutual_information(disjoint)
-    np.testing.assert_allclose(mi, np.log(3))
-    np.testing.assert_allclose(h, 0, atol=1e-12)
+    def split(draw_probs):
+        m = predictive_moments(CategoricalHead(num_classes=3), {"logits": tf.math.log(tf.constant(draw_probs))})
+        return m["mutual_information"].numpy(), m["expected_entropy"].numpy(), m["predictive_entropy"].numpy()
+
+    agree = np.tile(np.array([[[0.2, 0.3, 0.5]]], "float32"), (4, 1, 1))
+    mi, h, total = split(agree)
+    np.testing.assert_allclose(mi, 0, atol=1e-6)
+    np.testing.assert_allclose(total, -np.sum([0.2, 0.3, 0.5] * np.log([0.2, 0.3, 0.5])), rtol=1e-5)
+    disjoint = np.eye(3, dtype="float32")[:, None, :]  # three draws, each certain of another class
+    mi, h, total = split(disjoint)
+    np.testing.assert_allclose(mi, np.log(3), rtol=1e-6)
+    np.testing.assert_allclose(h, 0, atol=1e-6)
+
+
+def test_brier_and_auroc_known_answers():
+    assert brier_score([[1.0, 0.0], [0.0, 1.0]], [0, 0]) == pytest.approx(1.0)  # one right, one wrong: (0 + 2) / 2
+    assert brier_score([[0.5, 0.5]], [1]) == pytest.approx(0.5)
+    assert auroc([1, 2, 3], [4, 5, 6]) == 1.0 and auroc([4, 5, 6], [1, 2, 3]) == 0.0
+    assert auroc([1, 2], [1, 2]) == 0.5  # identical scores: no detection
+    # Two normals one sd apart: AUROC = Phi(1 / sqrt 2) = 0.760; SE ~ 0.006 at n = 4000 each, bound 4 SE.
+    rng = np.random.default_rng(3)
+    assert abs(auroc(rng.normal(0, 1, 4000), rng.normal(1, 1, 4000)) - 0.7602) < 0.025
 
 
 def test_report_of_a_categorical_model_has_ece_and_mutual_information(tmp_path):
@@ -98,8 +113,15 @@ def test_report_of_a_categorical_model_has_ece_and_mutual_information(tmp_path):
     m = write_report(pred, X, y, str(tmp_path), num_samples=4)
     assert m["calibration"]["ece"] < np.sqrt(15 / N)
     assert m["mutual_information"] == pytest.approx(0, abs=1e-6)  # identical draws: no epistemic part
-    for name in ("report.md", "metrics.json", "pit.png", "coverage.png", "reliability.png"):
+    assert m["ood"]["mutual_information"]["auroc"] == 0.5  # ... so it cannot tell shifted rows apart
+    # The true law's accuracy and Brier score, computed from its probabilities (binomial SE <= 0.008, 4 SE).
+    assert abs(m["accuracy"] - probs.max(1).mean()) < 0.032
+    assert abs(m["brier"] - np.mean(1 - np.sum(probs ** 2, 1))) < 0.03
+    for name in ("report.md", "metrics.json", "reliability.png", "entropy.png"):
         assert os.path.exists(tmp_path / name), name
+    for name in ("pit.png", "coverage.png"):  # no intervals or PIT for unordered classes
+        assert not os.path.exists(tmp_path / name), name
+    assert "coverage" not in m and "pit" not in m
     assert "ECE" in (tmp_path / "report.md").read_text()
     assert json.load(open(tmp_path / "metrics.json"))["family"] == "categorical"
 

@@ -42,3 +42,6 @@ def test_all_notebooks_run_top_to_bottom_at_small_size(tmp_path):
     assert "chi^2/ndf" in _stdout(executed["03_ring_dataset.ipynb"])
     assert "explained fraction" in _stdout(executed["04_generative_rings.ipynb"])
     assert "90% interval" in _stdout(executed["05_savedmodel_and_tensorboard.ipynb"])
+    real = _stdout(executed["06_real_tables.ipynb"])
+    assert "MPa" in real and "Bayesian ensemble of 2" in real and "held-out accuracy" in real
+    assert images["06_real_tables.ipynb"] >= 3

@@ -36,10 +36,16 @@ def test_poisson_and_categorical_heads_split_uncertainty():
     np.testing.assert_allclose(m["aleatoric_variance"], [3.0], rtol=1e-6)
     np.testing.assert_allclose(m["epistemic_variance"], [1.0], rtol=1e-5)
     logits = tf.math.log(tf.constant([[[0.5, 0.5, 0.0]], [[0.0, 0.5, 0.5]]]) + 1e-30)
-    m = predictive_moments(CategoricalHead(num_classes=3), {"logits": logits})
+    m = predictive_moments(CategoricalHead(num_classes=3, ordinal=True), {"logits": logits})  # counts 0, 1, 2
     np.testing.assert_allclose(m["mean"], [1.0], rtol=1e-5)
     np.testing.assert_allclose(m["epistemic_variance"], [0.25], rtol=1e-4)
     np.testing.assert_allclose(m["aleatoric_variance"], [0.25], rtol=1e-4)
+    # Unordered classes: probabilities and the entropy split, no moments of a class index.
+    m = predictive_moments(CategoricalHead(num_classes=3), {"logits": logits})
+    assert "mean" not in m and "epistemic_variance" not in m
+    np.testing.assert_allclose(m["probs"], [[0.25, 0.5, 0.25]], rtol=1e-5)
+    np.testing.assert_allclose(m["expected_entropy"], [np.log(2)], rtol=1e-5)  # each draw: two classes at 1/2
+    np.testing.assert_allclose(m["mutual_information"], [1.5 * np.log(2) - np.log(2)], rtol=1e-4)
 
 
 def test_image_event_shape_mixture():

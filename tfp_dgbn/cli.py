@@ -15,6 +15,7 @@
   dgbn notebooks [--small]  (execute notebooks/ top to bottom; outputs in runs/notebooks/)
   dgbn small-data [--task toy-gaussian] [--sizes 50 200 1000 5000] [--folds 3]   (Bayesian vs deterministic vs MC dropout)
   dgbn hmc-reference [--chains 4] [--burnin 5000] [--samples 5000]   (HMC posterior vs variational)
+  dgbn benchmark uci --data ../shared/data/uci [--datasets concrete energy] [--splits K] [--out DIR]
   dgbn schedules            (list KL schedules and their parameters)
 
 A user error (bad value, missing file) prints one line and exits with code 2; a
@@ -166,6 +167,24 @@ def build_parser():
     hm.add_argument("--seed", type=int, default=0)
     hm.add_argument("--out-dir", default="docs/figures", help="hmc_reference.png and hmc_reference.md go here")
 
+    bench = sub.add_parser("benchmark", help="published benchmarks, run side by side with the peers")
+    which = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    uci = which.add_parser("uci", help="UCI regression: Flipout (KL 1, tempered, ensemble) vs MC dropout, deep "
+                                       "ensemble, NGBoost on the standard splits (test LL, RMSE, 90%% coverage)")
+    uci.add_argument("--data", required=True, help="folder of UCI dataset folders (e.g. ../shared/data/uci)")
+    uci.add_argument("--datasets", nargs="+", default=None, help="dataset folder names (default: all)")
+    uci.add_argument("--splits", type=int, default=None, help="the first K standard splits (default: all)")
+    uci.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                     help="subset of: flipout flipout-tempered bayesian-ensemble mc-dropout deep-ensemble ngboost")
+    uci.add_argument("--steps", type=int, default=4000, help="Adam steps per network (default 4000)")
+    uci.add_argument("--batch-size", type=int, default=128)
+    uci.add_argument("--folds", type=int, default=2, help="K of the cross-validation choosing the KL weight")
+    uci.add_argument("--members", type=int, default=5, help="networks per ensemble (default 5)")
+    uci.add_argument("--num-samples", type=int, default=64, help="weight draws S of a stochastic predictive")
+    uci.add_argument("--seed", type=int, default=0)
+    uci.add_argument("--out", default=os.path.join("runs", "uci"), help="uci.json, uci.md and the exported "
+                                                                         "Bayesian ensembles go here")
+
     sub.add_parser("schedules", help="list KL schedules and their parameters")
     return parser
 
@@ -275,7 +294,7 @@ def _predict(args):
     import numpy as np
 
     import tfp_dgbn
-    from tfp_dgbn.predict import central_interval, mixture
+    from tfp_dgbn.predict import central_interval, is_classes, mixture
 
     try:
         predictor = tfp_dgbn.load(args.model)
@@ -284,12 +303,14 @@ def _predict(args):
         draws = predictor.draws(x, args.num_samples)
         dist = mixture(predictor.head, draws)
         summary = predictor.summarize(draws)
-        lo, hi = central_interval(dist, args.level) if dist.event_shape.rank == 0 else (None, None)
+        ordered = dist.event_shape.rank == 0 and not is_classes(predictor.head)
+        lo, hi = central_interval(dist, args.level) if ordered else (None, None)
     except (ValueError, FileNotFoundError, KeyError) as e:
         raise UserError(str(e)) from None
     rows = []
     for i in range(len(x)):
-        row = {"features": x[i].tolist(), **{k: float(np.ravel(v[i])[0]) for k, v in summary.items()}}
+        # scalars as numbers, class probabilities as a list
+        row = {"features": x[i].tolist(), **{k: np.asarray(v[i]).tolist() for k, v in summary.items()}}
         if lo is not None:
             row[f"interval_{args.level:g}"] = [float(lo[i]), float(hi[i])]
         rows.append(row)
@@ -384,6 +405,35 @@ def _simulate(args):
         print(f"figures in {args.plots}")
 
 
+def _benchmark(args):
+    import time
+
+    from tfp_dgbn.studies.uci import METHODS, Budget, uci_benchmark, write_uci_report
+
+    t0 = time.time()
+    try:
+        for name in ("steps", "batch_size", "members", "num_samples", "splits"):
+            value = getattr(args, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        if args.folds < 2:
+            raise ValueError(f"--folds must be >= 2 (cross-validation), got {args.folds}")
+        budget = Budget(steps=args.steps, batch=args.batch_size, folds=args.folds, members=args.members,
+                        num_samples=args.num_samples, seed=args.seed)
+        command = "dgbn " + " ".join(args.argv)
+
+        def report(partial):  # after each dataset, so a long run's finished datasets are on disk
+            return write_uci_report(partial, args.out, args.data, budget, command, time.time() - t0)
+
+        result = uci_benchmark(args.data, args.datasets, args.splits, tuple(args.methods or METHODS), budget,
+                               export_dir=os.path.join(args.out, "models"), on_dataset=report)
+    except (ValueError, OSError) as e:
+        raise UserError(str(e)) from None
+    print(report(result))
+    print(f"wrote {os.path.join(args.out, 'uci.json')} and uci.md; Bayesian ensembles in "
+          f"{os.path.join(args.out, 'models')}")
+
+
 def _notebooks(args):
     from tfp_dgbn.notebook_runner import run_all
 
@@ -412,12 +462,13 @@ def main(argv=None):
     """Entry point of ``dgbn``; returns the exit code."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given (reports record it)
     if extra:
         # An option of another task is refused by name, not silently dropped nor lost in a usage dump.
         return _refuse(parser, args, extra)
     commands = {"fit": _fit, "predict": _predict, "compare-kl": _compare_kl, "generate": _generate,
                 "simulate": _simulate, "evaluate": _evaluate, "small-data": _small_data,
-                "hmc-reference": _hmc_reference, "notebooks": _notebooks,
+                "hmc-reference": _hmc_reference, "notebooks": _notebooks, "benchmark": _benchmark,
                 "schedules": lambda _: print(_schedule_help())}
     try:
         commands[args.command](args)

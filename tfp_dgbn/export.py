@@ -7,7 +7,12 @@ and ``num_samples`` S (int32 scalar):
   the named parameters of each draw's output law, [S, B, *event_shape]
   (``loc``/``scale`` for Normal, ``log_rate`` for Poisson, ``logits``
   [S, B, *event_shape, K] for Categorical), and the predictive ``mean``,
-  ``stddev``, ``epistemic_variance``, ``aleatoric_variance`` [B, *event_shape].
+  ``stddev``, ``epistemic_variance``, ``aleatoric_variance`` [B, *event_shape]
+  (ordered values); categorical heads also ``probs`` [B, *event_shape, K] and
+  ``predictive_entropy``, ``expected_entropy``, ``mutual_information``
+  (`tfp_dgbn.predict.predictive_moments`). A Bayesian ensemble (a list of
+  networks) serves the equal mixture of their predictives: draw i from network
+  i mod K (metadata ``ensemble`` = K).
 - ``sample``: one draw of y per weight draw, [S, B, *event_shape]: samples
   from the posterior predictive.
 
@@ -26,16 +31,17 @@ import tensorflow as tf
 
 import tfp_dgbn
 from tfp_dgbn.atomic import atomic_directory
-from tfp_dgbn.predict import METADATA_FILE, predictive_moments
+from tfp_dgbn.predict import METADATA_FILE, members, predictive_moments, sample_named
 
 
 class PredictiveModule(tf.Module):
-    """The exported module around a trained `BayesianModel` (see module docstring)."""
+    """The exported module around a trained `BayesianModel`, or a list of them (a Bayesian ensemble; module docstring)."""
 
     def __init__(self, model):
         super().__init__(name="dgbn_predictive")
-        self.model = model
-        num_features = int(model.inputs[0].shape[-1])
+        self.members = members(model)
+        self.model = self.members[0]  # the head and input width (members share them)
+        num_features = int(self.model.inputs[0].shape[-1])
         spec = (tf.TensorSpec([None, num_features], tf.float32, name="features"),
                 tf.TensorSpec([], tf.int32, name="num_samples"))
         self.predictive = tf.function(self._predictive, input_signature=spec)
@@ -58,7 +64,7 @@ class PredictiveModule(tf.Module):
 
     def _named(self, features, num_samples):
         features, num_samples = self._checked(features, num_samples)
-        return self.model.head.named_params(self.model.sample_params(features, num_samples))
+        return sample_named(self.members, features, num_samples)
 
     def _predictive(self, features, num_samples):
         named = self._named(features, num_samples)
@@ -75,7 +81,8 @@ def export_predictive(model, path, metadata=None):
     """Export ``model`` as a SavedModel serving its predictive distribution, atomically.
 
     Args:
-      model: a trained `tfp_dgbn.model.bayesian_model.BayesianModel`.
+      model: a trained `tfp_dgbn.model.bayesian_model.BayesianModel`, or a list of them trained
+        independently on the same data (a Bayesian ensemble: the export serves their equal mixture).
       path: target directory; replaced only once the new export is complete.
       metadata: extra JSON-able metadata (feature names and ranges, training config).
 
@@ -83,7 +90,7 @@ def export_predictive(model, path, metadata=None):
       The metadata dict written beside the SavedModel.
     """
     module = PredictiveModule(model)
-    head = model.head
+    head = module.model.head
     probe = module.predictive.get_concrete_function()
     named = head.named_params(tf.zeros([1, 1] + list(head.event_shape) + [head.params_size]))
     meta = {
@@ -94,7 +101,8 @@ def export_predictive(model, path, metadata=None):
         "param_names": sorted(named),
         "event_shape": list(head.event_shape),
         "signatures": {"predictive": sorted(probe.structured_outputs), "sample": ["samples"]},
-        "feature_names": [f"x{i}" for i in range(int(model.inputs[0].shape[-1]))],
+        "ensemble": len(module.members),
+        "feature_names": [f"x{i}" for i in range(int(module.model.inputs[0].shape[-1]))],
     }
     meta.update(metadata or {})
     with atomic_directory(path) as tmp:

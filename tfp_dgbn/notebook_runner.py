@@ -9,7 +9,7 @@ import os
 import time
 
 NOTEBOOKS = ("01_simple_distribution.ipynb", "02_discrete_distribution.ipynb", "03_ring_dataset.ipynb",
-             "04_generative_rings.ipynb", "05_savedmodel_and_tensorboard.ipynb")
+             "04_generative_rings.ipynb", "05_savedmodel_and_tensorboard.ipynb", "06_real_tables.ipynb")
 
 # Sizes at which the whole story runs in the test suite (~2-3 minutes on 2 cores).
 SMALL = {
@@ -19,6 +19,7 @@ SMALL = {
     "04_generative_rings.ipynb": {"N_TRAIN": 1000, "EPOCHS": 1, "N_TEST": 200, "COMPARE_N_TRAIN": 500,
                                   "COMPARE_EPOCHS": 2},
     "05_savedmodel_and_tensorboard.ipynb": {},
+    "06_real_tables.ipynb": {"EPOCHS": 20, "CLASS_EPOCHS": 10, "ENSEMBLE": 2},
 }
 
 

@@ -7,6 +7,9 @@ code serves a trained `BayesianModel` and a reloaded SavedModel.
 
 Uncertainty split (law of total variance, per output element):
   aleatoric = mean_s Var[y | w_s],  epistemic = Var_s E[y | w_s].
+For unordered classes (categorical head) the split is of the entropy instead:
+  predictive entropy H[mean_s p_s] = expected entropy mean_s H[p_s] (aleatoric)
+  + mutual information I(y; w) (epistemic).
 """
 import json
 import os
@@ -23,22 +26,44 @@ tfd = tfp.distributions
 METADATA_FILE = os.path.join("assets.extra", "dgbn.json")
 
 
+def is_classes(head):
+    """Whether the head's values are unordered classes (no means, intervals or PIT)."""
+    return head.family == "categorical" and not head.ordinal
+
+
 def predictive_moments(head, named):
-    """Mean, stddev, epistemic and aleatoric variance of the mixture over axis 0 (S).
+    """Summary of the mixture over axis 0 (S): moments, and for categorical heads class probabilities.
 
     Args:
       head: the model's `DistributionHead`.
       named: dict of named parameters, each [S, B, ...].
 
     Returns:
-      dict of tensors [B, *event_shape]: mean, stddev, epistemic_variance, aleatoric_variance.
+      dict of tensors [B, *event_shape]: mean, stddev, epistemic_variance,
+      aleatoric_variance (ordered values: every head but unordered classes);
+      categorical heads also ``probs`` [B, *event_shape, K] (the mean of the
+      per-draw softmax), ``predictive_entropy``, ``expected_entropy`` and
+      ``mutual_information`` (nats).
     """
-    means, variances = head.moments(named)
-    mean = tf.reduce_mean(means, axis=0)
-    epistemic = tf.reduce_mean(tf.square(means - mean), axis=0)
-    aleatoric = tf.reduce_mean(variances, axis=0)
-    return {"mean": mean, "stddev": tf.sqrt(epistemic + aleatoric),
-            "epistemic_variance": epistemic, "aleatoric_variance": aleatoric}
+    out = {}
+    if not is_classes(head):
+        means, variances = head.moments(named)
+        mean = tf.reduce_mean(means, axis=0)
+        epistemic = tf.reduce_mean(tf.square(means - mean), axis=0)
+        aleatoric = tf.reduce_mean(variances, axis=0)
+        out.update(mean=mean, stddev=tf.sqrt(epistemic + aleatoric), epistemic_variance=epistemic,
+                   aleatoric_variance=aleatoric)
+    if head.family == "categorical":
+        draws = tf.nn.softmax(named["logits"], axis=-1)
+        probs = tf.reduce_mean(draws, axis=0)
+
+        def entropy(p):
+            return -tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(p), p), axis=-1)
+
+        total, expected = entropy(probs), tf.reduce_mean(entropy(draws), axis=0)
+        out.update(probs=probs, predictive_entropy=total, expected_entropy=expected,
+                   mutual_information=tf.maximum(total - expected, 0.0))
+    return out
 
 
 def mixture(head, named):
@@ -86,27 +111,65 @@ class Predictor:
         return mixture(self.head, self.draws(features, num_samples))
 
     def summary(self, features, num_samples=64):
-        """Predictive mean, stddev, epistemic and aleatoric variance as numpy arrays."""
+        """`predictive_moments` as numpy arrays: mean, stddev, epistemic and aleatoric variance; for
+        categorical heads class probabilities, predictive and expected entropy, mutual information."""
         return self.summarize(self.draws(features, num_samples))
+
+    def probs(self, features, num_samples=64):
+        """Predictive class probabilities [B, K] (the mean of the per-draw softmax) of a categorical model."""
+        if self.head.family != "categorical":
+            raise ValueError(f"probs needs a categorical head; this model's is {self.head.family!r}")
+        return self.summary(features, num_samples)["probs"]
 
     def summarize(self, draws):
         """`summary` of draws already taken (named parameters [S, B, ...])."""
         return {k: v.numpy() for k, v in predictive_moments(self.head, draws).items()}
 
 
+def members(model):
+    """The networks of a model: a `BayesianModel`, or a list of them (a Bayesian ensemble)."""
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not models:
+        raise ValueError("an ensemble needs at least one model")
+    return models
+
+
+def sample_named(model, features, num_samples):
+    """Named head parameters of S weight draws, each [S, B, ...], from one model or an equal mixture of several.
+
+    A Bayesian ensemble of K networks (each its own posterior q_k) has the
+    predictive (1/K) sum_k p_k(y | x); draw i comes from network i mod K, so S
+    a multiple of K weights every network equally. Each network runs
+    ceil(S / K) draws and the interleaved draws are cut to S.
+    """
+    models = members(model)
+    head = models[0].head
+    if len(models) == 1:
+        return head.named_params(models[0].sample_params(features, num_samples))
+    per = (num_samples + len(models) - 1) // len(models)
+    parts = [head.named_params(m.sample_params(features, per)) for m in models]
+    out = {}
+    for key in parts[0]:
+        stacked = tf.stack([p[key] for p in parts], axis=1)  # [per, K, B, ...]: draw j of every network
+        shape = tf.shape(stacked)
+        out[key] = tf.reshape(stacked, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))[:num_samples]
+    return out
+
+
 def model_predictor(model, metadata=None):
-    """A `Predictor` over a `BayesianModel` in memory (draws in one tf.function)."""
-    head = model.head
+    """A `Predictor` over a `BayesianModel` in memory, or a list of them (an ensemble); draws in one tf.function."""
+    models = members(model)
+    head = models[0].head
 
     @tf.function(reduce_retracing=True)
-    def sample_named(x, s):
-        return head.named_params(model.sample_params(x, s))
+    def draw(x, s):
+        return sample_named(models, x, s)
 
     def call(x, s):
-        return sample_named(tf.constant(x), tf.constant(s, tf.int32))
+        return draw(tf.constant(x), tf.constant(s, tf.int32))
 
-    meta = {"family": head.family, "head": head.head_config(),
-            "feature_names": [f"x{i}" for i in range(model.inputs[0].shape[-1])]}
+    meta = {"family": head.family, "head": head.head_config(), "ensemble": len(models),
+            "feature_names": [f"x{i}" for i in range(models[0].inputs[0].shape[-1])]}
     meta.update(metadata or {})
     return Predictor(call, head, meta)
 

@@ -1,8 +1,9 @@
 """Every metric of a predictive distribution, each written once.
 
 NLL with its standard error (`mean_se`), PIT and the randomised PIT for counts
-(`pit_values`, `randomized_pit`), interval coverage, ECE, entropy and mutual
-information. Evaluations of toys, rings and the report all call these.
+(`pit_values`, `randomized_pit`), interval coverage, ECE, Brier score and AUROC.
+Evaluations of toys, rings and the report all call these (entropies and mutual
+information are part of the predictive summary, `tfp_dgbn.predict.predictive_moments`).
 
 All functions take a `tfd.Distribution` with batch [N] and scalar events (a
 `Predictor` output) or plain arrays, and return NumPy values. A predictor that
@@ -132,22 +133,21 @@ def expected_calibration_error(probs, labels, bins=15):
     return {"ece": float(ece), "bins": table}
 
 
-def entropy(p, axis=-1):
-    """Shannon entropy in nats along ``axis`` (0 log 0 = 0)."""
-    p = np.asarray(p, "float64")
-    return -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=axis)
+def brier_score(probs, labels):
+    """Mean over examples of sum_k (p_k - 1[y = k])^2: 0 for certain and right, 2 for certain and wrong."""
+    probs = np.asarray(probs, "float64")
+    onehot = np.eye(probs.shape[1])[np.asarray(labels).astype("int64")]
+    return float(np.sum((probs - onehot) ** 2, axis=1).mean())
 
 
-def mutual_information(draw_probs):
-    """Epistemic uncertainty of a categorical predictive: I(y; w) = H[E_w p] - E_w H[p] (nats).
+def auroc(inside, outside):
+    """Area under the ROC curve of a score that should be larger ``outside`` than ``inside``.
 
-    Args:
-      draw_probs: class probabilities of S weight draws [S, N, K].
-
-    Returns:
-      (mutual information [N], expected entropy [N]): the epistemic and the
-      aleatoric part of the total predictive entropy H[E_w p].
+    The probability that a random outside score exceeds a random inside one,
+    ties counted one half (the Mann-Whitney U statistic / (n_in n_out)): 0.5 is
+    no detection, 1 perfect.
     """
-    draw_probs = np.asarray(draw_probs, "float64")
-    expected = entropy(draw_probs).mean(axis=0)
-    return entropy(draw_probs.mean(axis=0)) - expected, expected
+    from scipy.stats import mannwhitneyu
+
+    inside, outside = np.ravel(inside).astype("float64"), np.ravel(outside).astype("float64")
+    return float(mannwhitneyu(outside, inside).statistic / (len(inside) * len(outside)))

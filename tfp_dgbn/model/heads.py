@@ -11,6 +11,7 @@ from those names (``from_named``): that is what an export serves and what
 path. ``moments`` gives per-sample mean and variance, from which the predictive
 epistemic/aleatoric split follows (law of total variance).
 """
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -82,23 +83,34 @@ class DistributionHead(tfp.layers.DistributionLambda):
 
 @keras.saving.register_keras_serializable(package="tfp_dgbn")
 class NormalHead(DistributionHead):
-    """Normal(loc, scale) with scale = min_scale + softplus(raw).
+    """Normal(loc, scale) in the target's own units, from a network that works in standardised units.
 
-    The softplus keeps the scale smooth and positive; the floor ``min_scale``
-    (target units) keeps the NLL bounded when a few points sit on the mean.
+    loc = target_mean + target_std * raw_loc, scale = target_std * (min_scale + softplus(raw_scale)).
+    The network sees a target of mean 0 and sd 1 whatever the data's units
+    (a head starting near 0 with unit scale cannot reach a target of mean 150
+    and sd 77), while the law, its ``log_prob`` (the Jacobian -log target_std
+    included), intervals and samples are in the original units. The softplus
+    keeps the scale smooth and positive; the floor ``min_scale`` (in target
+    standard deviations) keeps the NLL bounded when a few points sit on the mean.
+
+    Args:
+      target_mean, target_std: the training targets' mean and standard deviation (default 0 and 1).
     """
 
     family = "normal"
 
-    def __init__(self, event_shape=(), min_scale=1e-3, **kwargs):
+    def __init__(self, event_shape=(), min_scale=1e-3, target_mean=0.0, target_std=1.0, **kwargs):
         self.min_scale = float(min_scale)
+        self.target_mean, self.target_std = float(target_mean), float(target_std)
+        if not (np.isfinite(self.target_mean) and np.isfinite(self.target_std) and self.target_std > 0):
+            raise ValueError(f"target_mean must be finite and target_std > 0, got {target_mean!r}, {target_std!r}")
         super().__init__(event_shape, **kwargs)
 
     params_size = 2
 
     def named_params(self, params):
-        return {"loc": params[..., 0],
-                "scale": self.min_scale + tf.nn.softplus(params[..., 1])}
+        return {"loc": self.target_mean + self.target_std * params[..., 0],
+                "scale": self.target_std * (self.min_scale + tf.nn.softplus(params[..., 1]))}
 
     def from_named(self, named):
         return self._independent(tfd.Normal(loc=named["loc"], scale=named["scale"]))
@@ -108,7 +120,7 @@ class NormalHead(DistributionHead):
 
     def get_config(self):
         config = super().get_config()
-        config.update(min_scale=self.min_scale)
+        config.update(min_scale=self.min_scale, target_mean=self.target_mean, target_std=self.target_std)
         return config
 
 
@@ -136,15 +148,19 @@ class CategoricalHead(DistributionHead):
 
     Args:
       num_classes: K, the number of values.
+      ordinal: the values are ordered quantities (counts 0..K-1), so means,
+        variances, intervals and PIT mean something; False (default): unordered
+        classes, summarised by class probabilities, entropies and mutual information only.
     """
 
     family = "categorical"
     target_dtype = tf.int32
 
-    def __init__(self, event_shape=(), num_classes=2, **kwargs):
+    def __init__(self, event_shape=(), num_classes=2, ordinal=False, **kwargs):
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes!r}")
         self.num_classes = int(num_classes)
+        self.ordinal = bool(ordinal)
         super().__init__(event_shape, **kwargs)
 
     @property
@@ -166,7 +182,7 @@ class CategoricalHead(DistributionHead):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_classes=self.num_classes)
+        config.update(num_classes=self.num_classes, ordinal=self.ordinal)
         return config
 
 
@@ -178,3 +194,33 @@ def make_head(family, **config):
     if family not in HEADS:
         raise ValueError(f"unknown head {family!r}; choose one of {sorted(HEADS)}")
     return HEADS[family](**config)
+
+
+def head_for_targets(family, y, **config):
+    """A scalar-target head fitted to the training targets, and the output bias its network starts from.
+
+    So that a network starts at the data, whatever its units:
+      normal: the head standardises (``target_mean``, ``target_std`` of ``y``);
+        the network's raw scale starts at one target sd;
+      poisson: the log-rate starts at the log of the mean count;
+      categorical: the logits start at the log class frequencies (add-one
+        smoothed), K = max(y) + 1 unless ``num_classes`` is given.
+
+    Args:
+      family: "normal", "poisson" or "categorical".
+      y: training targets [N] (counts and classes: non-negative integers).
+      **config: further head arguments.
+
+    Returns:
+      (head, output bias: a list of the params layer's initial bias, one per raw output).
+    """
+    y = np.asarray(y, "float64")
+    if family == "normal":
+        sd = float(y.std()) if len(y) > 1 and y.std() > 0 else 1.0
+        head = make_head(family, target_mean=float(y.mean()), target_std=sd, **config)
+        return head, [0.0, float(np.log(np.expm1(1.0 - head.min_scale)))]
+    if family == "poisson":
+        return make_head(family, **config), [float(np.log(max(y.mean(), 1e-3)))]
+    config.setdefault("num_classes", int(y.max()) + 1)
+    counts = np.bincount(y.astype("int64"), minlength=config["num_classes"])[:config["num_classes"]]
+    return make_head(family, **config), np.log((counts + 1) / (len(y) + len(counts))).tolist()

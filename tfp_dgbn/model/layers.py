@@ -128,7 +128,7 @@ def _check_kind(kind):
 
 def _deterministic_kwargs(seed, bias_loc):
     """Initialisers of a point-weight layer matching the variational posterior means at start."""
-    bias = keras.initializers.Zeros() if bias_loc == "zeros" else keras.initializers.Constant(float(bias_loc))
+    bias = keras.initializers.Zeros() if isinstance(bias_loc, str) else keras.initializers.Constant(bias_loc)
     return dict(kernel_initializer=keras.initializers.VarianceScaling(
         scale=1.0, mode="fan_avg", distribution="truncated_normal", seed=seed), bias_initializer=bias)
 
@@ -171,7 +171,7 @@ def dense_flipout(units, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias
       prior_fan_in: divide the kernel's prior stddev by sqrt(fan-in)
         (`tfp_dgbn.model.variational.NormalPrior`).
       init_scale: initial posterior stddev.
-      bias_loc: initial posterior mean of the bias ("zeros" or a number).
+      bias_loc: initial posterior mean of the bias ("zeros", a number, or one number per unit).
       **kwargs: passed to the layer (activation, name, ...).
 
     Returns:

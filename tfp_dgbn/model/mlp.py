@@ -17,7 +17,8 @@ class MCDropout(keras.layers.Dropout):
 
 def bayesian_mlp(input_dim, head, num_train, hidden=(32, 32), activation="relu", seed=0,
                  prior_scale=1.0, init_scale=1e-3, kl_weight=1.0, feature_mean=None,
-                 feature_std=None, name="bayesian_mlp", kind="flipout", dropout=0.0, prior_fan_in=False):
+                 feature_std=None, name="bayesian_mlp", kind="flipout", dropout=0.0, prior_fan_in=False,
+                 output_bias="zeros"):
     """Build features -> DenseFlipout stack -> head, as a `BayesianModel`.
 
     Args:
@@ -38,6 +39,8 @@ def bayesian_mlp(input_dim, head, num_train, hidden=(32, 32), activation="relu",
         (`tfp_dgbn.model.layers.LAYER_KINDS`; the baselines of the small-data study).
       dropout: rate of an `MCDropout` after each hidden layer (0: none); with
         ``kind="deterministic"`` this is MC dropout (Gal & Ghahramani, 2016).
+      output_bias: initial (posterior mean of the) bias of the output layer:
+        "zeros", a number, or one number per raw output (`heads.head_for_targets`).
 
     Returns:
       An uncompiled `BayesianModel` whose call returns a distribution with
@@ -60,7 +63,7 @@ def bayesian_mlp(input_dim, head, num_train, hidden=(32, 32), activation="relu",
             h = MCDropout(dropout, seed=seed + 10 * i + 5, name=f"mc_dropout_{i}")(h)
     n_out = int(np.prod(head.event_shape, dtype=int)) * head.params_size
     h = dense_layer(kind, n_out, num_train, seed=seed + 10 * len(hidden), prior_scale=prior_scale,
-                    init_scale=init_scale, prior_fan_in=prior_fan_in, name="params")(h)
+                    init_scale=init_scale, prior_fan_in=prior_fan_in, bias_loc=output_bias, name="params")(h)
     h = keras.layers.Reshape(tuple(head.event_shape) + (head.params_size,), name="params_shape")(h)
     outputs = head(h)
     return BayesianModel(inputs, outputs, kl_weight=kl_weight, name=name)

@@ -86,22 +86,24 @@ class MeanFieldNormalPosterior:
     Args:
       init_scale: initial posterior stddev softplus(rho) (> 0). Small values
         let the means learn first, before weight noise is allowed to grow.
-      loc_init: "glorot" (variance scaling, for kernels), "zeros" (biases), or
-        a number: every mean starts there (e.g. an output bias at the log of
-        the mean count).
+      loc_init: "glorot" (variance scaling, for kernels), "zeros" (biases), a
+        number: every mean starts there (e.g. an output bias at the log of
+        the mean count), or a list with one start per unit (e.g. log class frequencies).
       seed: integer seed of the mean initializer.
     """
 
     def __init__(self, init_scale=1e-3, loc_init="glorot", seed=0):
         if not float(init_scale) > 0:
             raise ValueError(f"init_scale must be > 0, got {init_scale!r}")
-        if loc_init not in ("glorot", "zeros"):
+        if not isinstance(loc_init, str) or loc_init not in ("glorot", "zeros"):
             try:
-                loc_init = float(loc_init)
+                value = np.asarray(loc_init, "float64")
             except (TypeError, ValueError):
-                loc_init = float("nan")
-            if not np.isfinite(loc_init):
-                raise ValueError(f"loc_init must be 'glorot', 'zeros' or a finite number, got {loc_init!r}")
+                value = np.array(np.nan)
+            if value.ndim > 1 or value.size == 0 or not np.all(np.isfinite(value)):
+                raise ValueError(f"loc_init must be 'glorot', 'zeros', a finite number or a list of them, "
+                                 f"got {loc_init!r}")
+            loc_init = value.tolist()
         self.init_scale = float(init_scale)
         self.loc_init = loc_init
         self.seed = int(seed)

@@ -128,10 +128,9 @@ def hmc_reference(n_train=200, hidden=(16, 16), chains=4, num_burnin=1000, num_s
     """Fit the toy by HMC and by variational inference; returns a dict of results (module docstring)."""
     from tfp_dgbn.evaluate.metrics import interval_coverage, mean_se
     from tfp_dgbn.model.heads import NormalHead
-    from tfp_dgbn.model.mlp import bayesian_mlp
     from tfp_dgbn.predict import model_predictor
     from tfp_dgbn.simulate.toys import make_toy
-    from tfp_dgbn.tfk import keras
+    from tfp_dgbn.studies.fitting import train_mlp
 
     toy = make_toy("toy-gaussian")
     x, y = toy.sample(n_train, seed=seed)
@@ -153,13 +152,8 @@ def hmc_reference(n_train=200, hidden=(16, 16), chains=4, num_burnin=1000, num_s
     draws = samples[keep].reshape(-1, net.num_params)
 
     progress(f"variational: bayesian_mlp {list(hidden)}, {vi_epochs} epochs")
-    keras.utils.set_random_seed(seed)
-    model = bayesian_mlp(1, NormalHead(), n_train, hidden=hidden, seed=seed, feature_mean=[mean], feature_std=[std],
-                         name="vi_reference")
-    batch = min(n_train, 128)
-    steps = vi_epochs * int(np.ceil(n_train / batch))
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(5e-3, steps, alpha=0.1)))
-    model.fit(x, y, batch_size=batch, epochs=vi_epochs, verbose=0)
+    steps = vi_epochs * int(np.ceil(n_train / min(n_train, 128)))
+    model = train_mlp(x, y, NormalHead, steps, seed, feature_mean=[mean], feature_std=[std], hidden=hidden)
     vi = model_predictor(model, {"feature_names": ["x"]})
 
     dists = {"HMC": net.predictive(draws, x_test), "variational": vi(x_test, len(draws)),

@@ -24,13 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfp_dgbn.dataset.sources import ArraySource
 from tfp_dgbn.evaluate.metrics import interval_coverage, mean_se
 from tfp_dgbn.model.heads import make_head
-from tfp_dgbn.model.mlp import bayesian_mlp
-from tfp_dgbn.predict import model_predictor
 from tfp_dgbn.simulate.toys import make_toy
-from tfp_dgbn.tfk import keras
+from tfp_dgbn.studies.fitting import cross_validate, log_predictive, train_mlp
 
 SIZES = (50, 200, 1000, 5000)
 BAYESIAN = "Bayesian (Flipout)"
@@ -68,30 +65,18 @@ MODELS = {
 
 def _train(name, toy, family, x, y, steps, seed, setting=None):
     spec = MODELS[name]
-    n = len(y)
-    keras.utils.set_random_seed(seed)
     build = dict(spec.build)
     if spec.knob is not None:
         build[spec.knob] = spec.default if setting is None else setting
-    model = bayesian_mlp(1, make_head(family), n, seed=seed, feature_mean=[0.5 * (toy.x_low + toy.x_high)],
-                         feature_std=[(toy.x_high - toy.x_low) / np.sqrt(12.0)], name="small_data", **build)
-    batch = min(n, 128)
-    # One Keras epoch of `steps` batches from a reshuffled, repeated dataset: the same passes over the data
-    # as epochs of ceil(n / batch) steps, without Keras's per-epoch overhead (2.3x faster at n = 50).
-    data = ArraySource(x, y, seed).dataset(batch)
-    lr = keras.optimizers.schedules.CosineDecay(5e-3, int(steps), alpha=0.1)
-    model.compile(optimizer=keras.optimizers.Adam(lr))
-    model.fit(data, steps_per_epoch=int(steps), epochs=1, verbose=0)
-    return model
+    return train_mlp(x, y, lambda: make_head(family), steps, seed, feature_mean=[0.5 * (toy.x_low + toy.x_high)],
+                     feature_std=[(toy.x_high - toy.x_low) / np.sqrt(12.0)], **build)
 
 
 def _log_prob(name, model, x, y, num_samples):
     """Per-example log predictive density [n] (float64) and the predictive distribution."""
     spec = MODELS[name]
     stochastic = spec.build["kind"] != "deterministic" or spec.knob == "dropout" or spec.build.get("dropout")
-    draws = num_samples if stochastic else 1  # a point-weight net's predictive is one distribution
-    dist = model_predictor(model, {"feature_names": ["x"]})(x, draws)
-    return dist.log_prob(y.astype("float32")).numpy().astype("float64"), dist
+    return log_predictive(model, x, y, num_samples, stochastic)
 
 
 def select_setting(name, toy, family, x, y, steps, seed, folds=3, num_samples=32):
@@ -112,18 +97,12 @@ def select_setting(name, toy, family, x, y, steps, seed, folds=3, num_samples=32
     spec = MODELS[name]
     if spec.knob is None or len(spec.grid) < 2:
         return spec.default, {}
-    if int(folds) < 2 or int(folds) > len(y):
-        raise ValueError(f"folds must be in [2, {len(y)}], got {folds!r}")
-    parts = np.array_split(np.random.default_rng(seed).permutation(len(y)), int(folds))
-    scores = {}
-    for value in spec.grid:
-        nll = []
-        for k, val in enumerate(parts):
-            fit = np.concatenate([p for j, p in enumerate(parts) if j != k])
-            model = _train(name, toy, family, x[fit], y[fit], steps, seed + k, setting=value)
-            nll.append(-_log_prob(name, model, x[val], y[val], num_samples)[0])
-        scores[value] = float(np.concatenate(nll).mean())
-    return min(scores, key=scores.get), scores
+
+    def fold_nll(value, fit, held, k):
+        model = _train(name, toy, family, x[fit], y[fit], steps, seed + k, setting=value)
+        return -_log_prob(name, model, x[held], y[held], num_samples)[0]
+
+    return cross_validate(spec.grid, fold_nll, len(y), folds, seed)
 
 
 def small_data_study(task="toy-gaussian", sizes=SIZES, steps=3000, n_test=5000, num_samples=64, seed=0,
@@ -187,10 +166,8 @@ def write_small_data_report(rows, out_dir, task, steps):
     ``small_data.json`` (the rows) in ``out_dir``."""
     import json
 
-    import matplotlib.pyplot as plt
-
     from tfp_dgbn.atomic import atomic_file
-    from tfp_dgbn.plots.figures import save_figure
+    from tfp_dgbn.plots.figures import plt, save_figure
 
     os.makedirs(out_dir, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))

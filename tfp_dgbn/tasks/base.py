@@ -57,10 +57,12 @@ class TrainSettings:
     out: str = setting(None, "SavedModel export directory (default saved_models/TASK)")
     plot_every: int = setting(50, "epochs between TensorBoard figures and posterior histograms")
     num_samples: int = setting(64, "weight draws S of the predictive in evaluation and figures")
+    ensemble: int = setting(1, "independently trained networks whose predictives are mixed equally "
+                            "(a Bayesian ensemble, exported as one model)")
     verbose: int = setting(1, "Keras verbosity (1: progress bar)", cli=False)
 
     #: settings that must be positive integers (a task's class extends this)
-    positive = ("epochs", "batch_size", "num_samples", "plot_every")
+    positive = ("epochs", "batch_size", "num_samples", "plot_every", "ensemble")
     #: settings that do not identify a run (a resume with other values is allowed)
     cosmetic = ("verbose", "plot_every")
 

@@ -7,9 +7,12 @@ and the task's figure as callbacks; the resumable fit with the NaN guard
 (`tfp_dgbn.fit.resume`); on the chief only: the atomic SavedModel export, the
 task's evaluation, the figures, and ``metrics.json``.
 """
+import dataclasses
 import json
 import os
 import time
+
+import numpy as np
 
 import tfp_dgbn
 from tfp_dgbn.atomic import atomic_file
@@ -37,10 +40,12 @@ def run(settings, progress=progress_line):
       progress: callable for one-line progress messages.
 
     Returns:
-      `FitResult`. Writes ``settings.out`` (SavedModel) and in ``settings.logdir``:
-      TensorBoard events, ``checkpoint.keras``, the task's figure,
-      ``history.png`` (image loss, KL loss, KL weight) and ``metrics.json``
-      (``{"metrics", "config"}``).
+      `FitResult` (with ``settings.ensemble`` K > 1: ``model`` is the list of K
+      networks, ``history`` the first one's). Writes ``settings.out``
+      (SavedModel) and in ``settings.logdir``: TensorBoard events,
+      ``checkpoint.keras``, the task's figure, ``history.png`` (image loss, KL
+      loss, KL weight) and ``metrics.json`` (``{"metrics", "config"}``); an
+      ensemble's networks train one after another in ``logdir/member_k``.
     """
     from tfp_dgbn.tasks import TASKS
 
@@ -48,47 +53,25 @@ def run(settings, progress=progress_line):
     t0 = time.time()
     keras.utils.set_random_seed(settings.seed)
     data = task.prepare(settings, progress)
-    schedule = from_spec(settings.kl_schedule)
-
-    def build():  # a fresh model each call: finish_on_chief rebuilds it outside the strategy
-        return task.build(settings, data, schedule(0.0))
-
-    source = data.source
-    steps = source.steps_per_epoch(settings.batch_size)
     strategy = make_strategy(settings.strategy)
-    model = build_and_compile(strategy, build, settings.learning_rate, settings.epochs * steps,
-                              alpha=task.lr_floor)
-
-    logdir = worker_path(settings.logdir, strategy)
-    os.makedirs(logdir, exist_ok=True)
     metadata = {"task": task.name, **data.metadata, "training_config": settings.to_dict(),
-                "kl_schedule": schedule.spec()}
-    predictor = model_predictor(model, metadata)
-    annealing = KLAnnealing(schedule, update=settings.kl_update)
-    callbacks = [keras.callbacks.TensorBoard(logdir, histogram_freq=0, write_graph=False),
-                 PosteriorSummaries(logdir, every=settings.plot_every)]
-    if task.figure_tag:
-        callbacks.append(FigureSummary(logdir, lambda _: task.figure(settings, data, predictor),
-                                       tag=task.figure_tag, every=settings.plot_every))
-    progress(f"fitting {task.describe(settings, data)}: {settings.epochs} epochs, KL schedule {schedule.spec()}, "
-             f"{strategy.num_replicas_in_sync} replica(s); loss = nll (data) + kl (weighted KL)")
-
-    def training_data(initial_epoch):  # a resumed run continues a simulated stream where it stopped
-        return source.distributed(strategy, settings.batch_size, initial_epoch * steps)
-
-    history = resumable_fit(model, annealing, settings, training_data, data.validation, settings.epochs,
-                            steps, callbacks, settings.verbose, every=task.checkpoint_every, progress=progress,
-                            strategy=strategy)
-    model = finish_on_chief(model, build, strategy, settings.logdir)
-    if model is None:  # a non-chief worker: the chief exports and evaluates
-        return FitResult(None, None, history, {}, {})
+                "kl_schedule": from_spec(settings.kl_schedule).spec()}
+    models, histories = [], []
+    for k in range(settings.ensemble):
+        model, history = _train(task, member_settings(settings, k), data, strategy, metadata, progress)
+        if model is None:  # a non-chief worker: the chief exports and evaluates
+            return FitResult(None, None, history, {}, {})
+        models.append(model)
+        histories.append(history)
+    model, history = (models[0], histories[0]) if len(models) == 1 else (models, histories[0])
     predictor = model_predictor(model, metadata)
 
-    progress(f"exporting SavedModel to {settings.out}")
+    progress(f"exporting SavedModel to {settings.out}" + (f" ({len(models)} networks)" if len(models) > 1 else ""))
     export_predictive(model, settings.out, metadata)
     metrics, paths = task.evaluate(settings, data, predictor, progress)
-    metrics.update(posterior_stddev=stddev_summary(model), final_kl_weight=float(model.kl_weight.numpy()),
-                   prior_scale=settings.prior_scale, seconds=time.time() - t0, version=tfp_dgbn.__version__)
+    metrics.update(posterior_stddev=stddev_summary(models[0]), final_kl_weight=float(models[0].kl_weight.numpy()),
+                   prior_scale=settings.prior_scale, ensemble=len(models), seconds=time.time() - t0,
+                   version=tfp_dgbn.__version__)
 
     paths = {"savedmodel": settings.out, "logdir": settings.logdir, **paths,
              "history_plot": os.path.join(settings.logdir, "history.png"),
@@ -100,6 +83,48 @@ def run(settings, progress=progress_line):
     with atomic_file(paths["metrics"], "w") as f:
         json.dump({"metrics": metrics, "config": settings.to_dict()}, f, indent=2, default=float)
     return FitResult(model, predictor, history, metrics, paths)
+
+
+def member_settings(settings, k):
+    """The settings of network k of an ensemble: its own seed (k = 0 keeps the run's) and log directory."""
+    if settings.ensemble == 1:
+        return settings
+    seed = settings.seed if k == 0 else int(np.random.SeedSequence([settings.seed, k]).generate_state(1)[0] >> 1)
+    return dataclasses.replace(settings, seed=seed, ensemble=1, logdir=os.path.join(settings.logdir, f"member_{k}"))
+
+
+def _train(task, settings, data, strategy, metadata, progress):
+    """Build, compile and fit one network of ``task``: (model on the chief or None on other workers, history)."""
+    schedule = from_spec(settings.kl_schedule)
+    keras.utils.set_random_seed(settings.seed)
+
+    def build():  # a fresh model each call: finish_on_chief rebuilds it outside the strategy
+        return task.build(settings, data, schedule(0.0))
+
+    source = data.source
+    steps = source.steps_per_epoch(settings.batch_size)
+    model = build_and_compile(strategy, build, settings.learning_rate, settings.epochs * steps,
+                              alpha=task.lr_floor)
+    logdir = worker_path(settings.logdir, strategy)
+    os.makedirs(logdir, exist_ok=True)
+    predictor = model_predictor(model, metadata)
+    annealing = KLAnnealing(schedule, update=settings.kl_update)
+    callbacks = [keras.callbacks.TensorBoard(logdir, histogram_freq=0, write_graph=False),
+                 PosteriorSummaries(logdir, every=settings.plot_every)]
+    if task.figure_tag:
+        callbacks.append(FigureSummary(logdir, lambda _: task.figure(settings, data, predictor),
+                                       tag=task.figure_tag, every=settings.plot_every))
+    progress(f"fitting {task.describe(settings, data)}: {settings.epochs} epochs, KL schedule {schedule.spec()}, "
+             f"{strategy.num_replicas_in_sync} replica(s); loss = nll (data) + kl (weighted KL)"
+             + (f"; logs in {settings.logdir}" if os.path.basename(settings.logdir).startswith("member_") else ""))
+
+    def training_data(initial_epoch):  # a resumed run continues a simulated stream where it stopped
+        return source.distributed(strategy, settings.batch_size, initial_epoch * steps)
+
+    history = resumable_fit(model, annealing, settings, training_data, data.validation, settings.epochs,
+                            steps, callbacks, settings.verbose, every=task.checkpoint_every, progress=progress,
+                            strategy=strategy)
+    return finish_on_chief(model, build, strategy, settings.logdir), history
 
 
 def fit(task, **settings):

@@ -2,7 +2,8 @@
 
 Data: the file's rows (docs/own_data.md), split into training and held-out
 rows by a seeded permutation; model: a Bayesian MLP with the inputs
-standardised inside it; evaluation: the calibration / uncertainty report
+standardised inside it and a head that starts at the training targets in their
+own units (`tfp_dgbn.model.heads.head_for_targets`); evaluation: the calibration / uncertainty report
 (`tfp_dgbn.evaluate.report`) on the held-out rows, in ``<logdir>/evaluation/``.
 """
 import os
@@ -13,7 +14,7 @@ import numpy as np
 from tfp_dgbn.dataset.sources import ArraySource
 from tfp_dgbn.dataset.tabular import load_table, split_table
 from tfp_dgbn.evaluate.report import summary_lines, write_report
-from tfp_dgbn.model.heads import make_head
+from tfp_dgbn.model.heads import head_for_targets
 from tfp_dgbn.model.mlp import bayesian_mlp
 from tfp_dgbn.tasks.base import Task, TaskData, TrainSettings, setting
 
@@ -63,11 +64,13 @@ class TableTask(Task):
                          meta, held=held, head_kwargs=head_kwargs)
 
     def build(self, s, data, kl_weight):
+        # Inputs standardised inside the model; the head starts at the targets, in their own units.
         x = data.source.inputs
-        return bayesian_mlp(x.shape[1], make_head(s.head, **data.head_kwargs), data.source.num_train,
-                            hidden=s.hidden, activation=s.activation, seed=s.seed, prior_scale=s.prior_scale,
-                            init_scale=s.init_scale, kl_weight=kl_weight, feature_mean=x.mean(axis=0),
-                            feature_std=np.maximum(x.std(axis=0), 1e-6), name="table")
+        head, output_bias = head_for_targets(s.head, data.source.targets, **data.head_kwargs)
+        return bayesian_mlp(x.shape[1], head, data.source.num_train, hidden=s.hidden, activation=s.activation,
+                            seed=s.seed, prior_scale=s.prior_scale, init_scale=s.init_scale, kl_weight=kl_weight,
+                            feature_mean=x.mean(axis=0), feature_std=np.maximum(x.std(axis=0), 1e-6),
+                            output_bias=output_bias, name="table")
 
     def describe(self, s, data):
         return f"a Bayesian MLP ({s.head} head, {data.source.name})"

@@ -73,7 +73,8 @@ class ToyTask(Task):
 
     def build(self, s, data, kl_weight):
         toy = data.toy
-        head_kwargs = {"num_classes": toy.max_count + 1} if data.family == "categorical" else {}
+        # a categorical head here is a law over the counts 0..max_count: ordered values
+        head_kwargs = {"num_classes": toy.max_count + 1, "ordinal": True} if data.family == "categorical" else {}
         return bayesian_mlp(1, make_head(data.family, **head_kwargs), data.source.num_train, hidden=s.hidden,
                             activation=s.activation, seed=s.seed, prior_scale=s.prior_scale,
                             init_scale=s.init_scale, kl_weight=kl_weight,

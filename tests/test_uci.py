@@ -1,0 +1,94 @@
+"""`dgbn benchmark uci`: the data format, the report, and a tiny run of every method on real data."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tfp_dgbn.cli import main
+from tfp_dgbn.studies.uci import METHODS, find_datasets, load_uci, published_numbers, verdict
+
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "uci")
+
+
+def _fake_dataset(root, name="toy", n=120, splits=2, seed=0):
+    """A folder in the standard format: y = 1000 + 100 (x0 + 0.3 noise), 3 inputs (one constant)."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([rng.uniform(-1, 1, n), rng.normal(size=n), np.ones(n)])
+    y = 1000 + 100 * (x[:, 0] + 0.3 * rng.normal(size=n))
+    np.savetxt(folder / "data.txt", np.column_stack([x, y]))
+    np.savetxt(folder / "index_features.txt", [0, 1, 2], fmt="%d")
+    np.savetxt(folder / "index_target.txt", [3], fmt="%d")
+    (folder / "n_splits.txt").write_text(f"{splits}\n")
+    (folder / "n_hidden.txt").write_text("10\n")
+    for k in range(splits):
+        order = np.random.default_rng([seed, k]).permutation(n)
+        np.savetxt(folder / f"index_train_{k}.txt", order[: n * 9 // 10], fmt="%d")
+        np.savetxt(folder / f"index_test_{k}.txt", order[n * 9 // 10:], fmt="%d")
+    return folder
+
+
+def test_the_format_is_read_and_bad_folders_are_named(tmp_path):
+    folder = _fake_dataset(tmp_path)
+    data = load_uci(str(folder))
+    assert data.x.shape == (120, 3) and data.n_hidden == 10 and len(data.splits) == 2
+    x_tr, y_tr, x_te, y_te = data.split(1)
+    assert len(y_tr) == 108 and len(y_te) == 12
+    assert find_datasets(str(tmp_path)) == [str(folder)]
+    with pytest.raises(ValueError, match="no dataset \\['nope'\\]"):
+        find_datasets(str(tmp_path), ["nope"])
+    (folder / "index_test_1.txt").write_text(open(folder / "index_train_1.txt").read().split("\n")[0] + "\n")
+    with pytest.raises(ValueError, match="split 1: row indices out of range or shared by train and test"):
+        load_uci(str(folder))
+    assert main(["benchmark", "uci", "--data", str(tmp_path / "none")]) == 2
+
+
+def test_published_numbers_and_verdict(tmp_path):
+    (tmp_path / "README.md").write_text("intro\n\n| dataset | MC dropout | PBP |\n|---|---|---|\n"
+                                        "| concrete | -2.94 +- 0.03 | -3.16 +- 0.02 |\n| energy | -1.21 +- 0.01 | x |\n")
+    assert published_numbers(str(tmp_path)) == {"concrete": {"MC dropout": (-2.94, 0.03), "PBP": (-3.16, 0.02)},
+                                               "energy": {"MC dropout": (-1.21, 0.01)}}
+    result = {"a": {"flipout": {"test_ll": -1.0}, "flipout-tempered": {"test_ll": -0.9},
+                    "mc-dropout": {"test_ll": -0.95}, "ngboost": {"test_ll": -2.0}},
+              "b": {"flipout": {"test_ll": -1.0}, "deep-ensemble": {"test_ll": -0.5}}}
+    assert verdict(result) == {"a": {"best_bayesian": "flipout-tempered", "beats_every_peer": True},
+                               "b": {"best_bayesian": "flipout", "beats_every_peer": False}}
+
+
+@pytest.mark.slow
+def test_every_method_runs_on_a_tiny_subset_in_the_targets_units(tmp_path):
+    data_dir = tmp_path / "uci"
+    _fake_dataset(data_dir)
+    out = tmp_path / "out"
+    assert main(["benchmark", "uci", "--data", str(data_dir), "--splits", "2", "--steps", "60", "--members", "2",
+                 "--num-samples", "4", "--out", str(out)]) == 0
+    result = json.loads((out / "uci.json").read_text())
+    assert list(result) == ["toy"] and list(result["toy"]) == list(METHODS)
+    for method, r in result["toy"].items():
+        assert r["splits"] == 2 and len(r["per_split"]) == 2 and r["seconds"] > 0, method
+        # in the target's units: noise sd 30 gives a log-likelihood near -log(30 sqrt(2 pi e)) = -4.8, RMSE ~30;
+        # a model left in standardised units would score about -1.4 and RMSE ~0.3 (bounds: a short fit's slack).
+        assert -9 < r["test_ll"] < -3.5 and 15 < r["rmse"] < 150, (method, r)
+        assert 0 <= r["coverage90"] <= 1
+    assert {row["kl_weight"] for row in result["toy"]["flipout-tempered"]["per_split"]} <= {1.0, 0.3, 0.1, 0.03}
+    text = (out / "uci.md").read_text()
+    assert "dgbn benchmark uci --data" in text and "## toy (2 splits)" in text and "beats every peer" in text
+    import tfp_dgbn
+
+    ensemble = tfp_dgbn.load(str(out / "models" / "toy"))
+    assert ensemble.metadata["ensemble"] == 2
+    assert np.isfinite(ensemble([[0.1, 0.0, 1.0]], 4).log_prob([1010.0]).numpy()).all()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(SHARED), reason="the shared UCI data folder is not beside the checkout")
+def test_a_real_dataset_runs_and_is_reported_next_to_the_published_numbers(tmp_path):
+    out = tmp_path / "out"
+    assert main(["benchmark", "uci", "--data", SHARED, "--datasets", "energy", "--splits", "1", "--steps", "200",
+                 "--members", "2", "--num-samples", "8", "--methods", "flipout", "ngboost", "--out", str(out)]) == 0
+    r = json.loads((out / "uci.json").read_text())["energy"]
+    # Energy's heating load has sd ~10 kWh/m2; 200 steps already explain most of it (RMSE well below the sd).
+    assert r["flipout"]["rmse"] < 6 and r["ngboost"]["rmse"] < 6
+    assert "published: MC dropout" in (out / "uci.md").read_text()

@@ -1,0 +1,368 @@
+"""The UCI regression benchmark by the published protocol (`dgbn benchmark uci`).
+
+Data: any folder of dataset folders in the format of the standard splits
+(Hernandez-Lobato & Adams 2015; Gal & Ghahramani 2016): ``data.txt``,
+``index_features.txt``, ``index_target.txt``, ``index_train_K.txt`` /
+``index_test_K.txt``, ``n_splits.txt``, ``n_hidden.txt`` (``n_epochs.txt``
+sets the deep ensemble's epochs; the other networks' budget is in gradient steps).
+
+Protocol: one hidden layer of ``n_hidden`` ReLU units; inputs and target
+standardised on the training split (inside the model: `heads.head_for_targets`);
+test log-likelihood per example and RMSE of the predictive mean in the target's
+**original units**, mean +- standard error over splits; and the coverage of
+central 90% predictive intervals. Methods, side by side on the same splits and
+the same gradient-step budget per network:
+
+``flipout``            Flipout network, KL weight 1 (the Bayes posterior of its N(0, 1) prior);
+``flipout-tempered``   the KL weight chosen by K-fold cross-validation on the training split alone,
+                       from {1, 0.3, 0.1, 0.03} (a tempered posterior);
+``bayesian-ensemble``  5 Flipout networks at the tempered weight, independently initialised; the
+                       predictive is the equal mixture of theirs (`tfp_dgbn.predict.sample_named`),
+                       one SavedModel with the same contract (``--export``);
+``mc-dropout``         point weights, dropout p = 0.05 kept on at prediction (Gal & Ghahramani 2016),
+                       heteroscedastic Normal head;
+``deep-ensemble``      5 heteroscedastic point-weight networks, equal mixture, trained for the
+                       protocol's epochs (``n_epochs.txt``, 40) as published (Lakshminarayanan et al.
+                       2017, without their adversarial training): with the networks' longer budget
+                       these unregularised nets overfit (test LL -4.5 on an energy split);
+``ngboost``            NGBoost with a Normal output (Duan et al. 2020): up to 2,000 boosting rounds,
+                       early stopping on 10% of the training split.
+"""
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tfp_dgbn.evaluate.metrics import mean_se
+from tfp_dgbn.model.heads import head_for_targets
+from tfp_dgbn.predict import central_interval
+from tfp_dgbn.studies.fitting import cross_validate, log_predictive, train_mlp
+
+METHODS = ("flipout", "flipout-tempered", "bayesian-ensemble", "mc-dropout", "deep-ensemble", "ngboost")
+BAYESIAN = ("flipout", "flipout-tempered", "bayesian-ensemble")
+PEERS = ("mc-dropout", "deep-ensemble", "ngboost")
+KL_GRID = (1.0, 0.3, 0.1, 0.03)
+LEVEL = 0.9
+
+
+@dataclass
+class UCIDataset:
+    """One dataset folder: inputs, target and the standard train/test splits.
+
+    Attributes:
+      name: the folder's name; x [N, D] and y [N] (float64); splits: list of
+      (train rows, test rows); n_hidden: the protocol's hidden units.
+    """
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    splits: list
+    n_hidden: int = 50
+    n_epochs: int = 40
+
+    def split(self, k):
+        """(x_train, y_train, x_test, y_test) of split k."""
+        train, test = self.splits[k]
+        return self.x[train], self.y[train], self.x[test], self.y[test]
+
+
+def _read_ints(path):
+    try:
+        return np.atleast_1d(np.loadtxt(path, dtype="float64")).astype("int64")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read integers from {path!r}: {e}") from None
+
+
+def load_uci(folder):
+    """Read one dataset folder (module docstring); ValueError names the file and what is wrong."""
+    name = os.path.basename(os.path.normpath(folder))
+    path = os.path.join(folder, "data.txt")
+    if not os.path.exists(path):
+        raise ValueError(f"{folder!r} has no data.txt (a UCI dataset folder needs data.txt, index_features.txt, "
+                         "index_target.txt and index_train_K.txt / index_test_K.txt)")
+    data = np.loadtxt(path, dtype="float64", ndmin=2)
+    features = _read_ints(os.path.join(folder, "index_features.txt"))
+    target = int(_read_ints(os.path.join(folder, "index_target.txt"))[0])
+    if max(features.max(), target) >= data.shape[1]:
+        raise ValueError(f"{folder!r}: column index {max(features.max(), target)} but data.txt has "
+                         f"{data.shape[1]} columns")
+    n_splits = int(_read_ints(os.path.join(folder, "n_splits.txt"))[0])
+    splits = []
+    for k in range(n_splits):
+        train = _read_ints(os.path.join(folder, f"index_train_{k}.txt"))
+        test = _read_ints(os.path.join(folder, f"index_test_{k}.txt"))
+        if max(train.max(), test.max()) >= len(data) or np.intersect1d(train, test).size:
+            raise ValueError(f"{folder!r} split {k}: row indices out of range or shared by train and test")
+        splits.append((train, test))
+    def protocol(file, default):
+        path = os.path.join(folder, file)
+        return int(_read_ints(path)[0]) if os.path.exists(path) else default
+
+    return UCIDataset(name, data[:, features], data[:, target], splits, protocol("n_hidden.txt", 50),
+                      protocol("n_epochs.txt", 40))
+
+
+def find_datasets(data_dir, names=None):
+    """The dataset folders below ``data_dir`` (every subfolder holding data.txt), or the ``names`` asked for."""
+    if not os.path.isdir(data_dir):
+        raise ValueError(f"no UCI data folder at {data_dir!r}")
+    have = sorted(d for d in os.listdir(data_dir) if os.path.exists(os.path.join(data_dir, d, "data.txt")))
+    if names:
+        missing = sorted(set(names) - set(have))
+        if missing:
+            raise ValueError(f"no dataset {missing} in {data_dir!r} (have: {', '.join(have) or 'none'})")
+        have = [n for n in have if n in names]
+    if not have:
+        raise ValueError(f"{data_dir!r} holds no dataset folder (a subfolder with data.txt)")
+    return [os.path.join(data_dir, n) for n in have]
+
+
+@dataclass
+class Budget:
+    """Training budget of every network (the same for all methods).
+
+    Attributes:
+      steps: gradient steps per network; batch: batch size; learning_rate: Adam's initial rate;
+      folds: K of the tempering cross-validation; members: networks per ensemble;
+      num_samples: weight draws S of a stochastic predictive; seed: base seed.
+    """
+
+    steps: int = 4000
+    batch: int = 128
+    learning_rate: float = 5e-3
+    folds: int = 2
+    members: int = 5
+    num_samples: int = 64
+    seed: int = 0
+    grid: tuple = field(default=KL_GRID)
+
+
+def _scores(dist, y):
+    """Test log-likelihood per example, predictive mean and the central 90% interval of a scalar predictive."""
+    lp = dist.log_prob(np.asarray(y, "float32")).numpy().astype("float64")
+    lo, hi = central_interval(dist, LEVEL)
+    return lp, np.asarray(dist.mean(), "float64"), lo, hi
+
+
+def _ngboost(x, y, x_test, y_test, seed):
+    from ngboost import NGBRegressor
+    from ngboost.distns import Normal
+    from scipy import stats
+
+    # NGBoost works in the target's units; standardise as for the networks, and map back.
+    mean, sd = y.mean(), y.std()
+    rng = np.random.default_rng([seed, 0x6B])
+    val = rng.permutation(len(y))[:max(len(y) // 10, 1)]
+    fit = np.setdiff1d(np.arange(len(y)), val)
+    model = NGBRegressor(Dist=Normal, n_estimators=2000, verbose=False, random_state=seed)
+    model.fit(x[fit], (y[fit] - mean) / sd, X_val=x[val], Y_val=(y[val] - mean) / sd, early_stopping_rounds=50)
+    params = model.pred_dist(x_test).params
+    law = stats.norm(mean + sd * params["loc"], sd * params["scale"])
+    return law.logpdf(y_test), law.mean(), *law.interval(LEVEL)
+
+
+def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=None, n_epochs=40):
+    """Every method on one split; returns {method: {test_ll, rmse, coverage90, seconds[, kl_weight]}} and the
+    Bayesian ensemble's networks (for export; None if not run)."""
+    b = budget
+
+    def net(seed, rows=slice(None), steps=b.steps, **build):
+        # the target standardised on the rows the network trains on (a CV fold's own statistics)
+        bias = head_for_targets("normal", y[rows])[1]
+        return train_mlp(x[rows], y[rows], lambda: head_for_targets("normal", y[rows])[0], steps, seed,
+                         batch=b.batch, learning_rate=b.learning_rate, hidden=(int(n_hidden),), output_bias=bias,
+                         **build)
+
+    def flipout(kl_weight, seed, rows=slice(None)):
+        return net(seed, rows, kl_weight=kl_weight)
+
+    out, ensemble, tempered = {}, None, None
+    for method in methods:
+        t0 = time.time()
+        extra = {}
+        if method == "flipout":
+            scores = _scores(log_predictive(flipout(1.0, b.seed), x_test, y_test, b.num_samples)[1], y_test)
+        elif method in ("flipout-tempered", "bayesian-ensemble"):
+            if tempered is None:  # the tempering CV runs once, for both methods
+                def fold_nll(w, fit, held, k):
+                    return -log_predictive(flipout(w, b.seed + 1 + k, fit), x[held], y[held], b.num_samples)[0]
+
+                weight, cv = cross_validate(b.grid, fold_nll, len(y), b.folds, b.seed)
+                tempered = (weight, cv, flipout(weight, b.seed))
+            weight, cv, model = tempered
+            extra = {"kl_weight": weight, "cv_nll": cv}
+            if method == "bayesian-ensemble":
+                ensemble = [model] + [flipout(weight, b.seed + 100 * k) for k in range(1, b.members)]
+                model = ensemble
+            scores = _scores(log_predictive(model, x_test, y_test, b.num_samples)[1], y_test)
+        elif method == "mc-dropout":
+            model = net(b.seed, kind="deterministic", dropout=0.05)
+            scores = _scores(log_predictive(model, x_test, y_test, b.num_samples)[1], y_test)
+        elif method == "deep-ensemble":
+            epochs = n_epochs * -(-len(y) // min(len(y), b.batch))  # the published protocol's epochs
+            models = [net(b.seed + 100 * k, steps=epochs, kind="deterministic") for k in range(b.members)]
+            scores = _scores(log_predictive(models, x_test, y_test, b.num_samples, stochastic=False)[1], y_test)
+        elif method == "ngboost":
+            scores = _ngboost(x, y, x_test, y_test, b.seed)
+        else:
+            raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
+        lp, mean, lo, hi = scores
+        out[method] = {"test_ll": float(lp.mean()), "rmse": float(np.sqrt(np.mean((mean - y_test) ** 2))),
+                       "coverage90": float(np.mean((y_test >= lo) & (y_test <= hi))),
+                       "seconds": time.time() - t0, **extra}
+        if progress:
+            progress(method, out[method])
+    return out, ensemble
+
+
+def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=None, export_dir=None,
+                  progress=True, on_dataset=None):
+    """Run `run_split` over the splits of every dataset; returns {dataset: {method: summary}}.
+
+    Args:
+      data_dir: folder of dataset folders; datasets: names to run (default all).
+      splits: the first K splits of each dataset (default: all of them).
+      methods: subset of `METHODS`; budget: a `Budget`.
+      export_dir: if given, split 0's Bayesian ensemble of each dataset is exported there as
+        ``<dataset>/`` (one SavedModel serving the mixture).
+      progress: a tqdm bar per dataset over its splits.
+      on_dataset: callable(results so far), called after each dataset (a long run's partial report).
+
+    Returns:
+      {dataset: {method: {test_ll, test_ll_se, rmse, rmse_se, coverage90, splits, seconds, per_split}}};
+      the means and standard errors are over splits (``*_se`` is 0 with one split).
+    """
+    from tqdm.auto import tqdm
+
+    budget = budget or Budget()
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}")
+    results = {}
+    for folder in find_datasets(data_dir, datasets):
+        data = load_uci(folder)
+        k = len(data.splits) if splits is None else min(int(splits), len(data.splits))
+        rows = {m: [] for m in methods}
+        with tqdm(total=k * len(methods), desc=data.name, unit="fit", disable=not progress) as bar:
+            for s in range(k):
+                def step(method, row, s=s):
+                    bar.set_postfix_str(f"split {s + 1}/{k} {method} ll {row['test_ll']:.2f}")
+                    bar.update(1)
+
+                split_result, ensemble = run_split(*data.split(s), data.n_hidden, budget, methods, step,
+                                                   data.n_epochs)
+                for m, row in split_result.items():
+                    rows[m].append(row)
+                if export_dir and ensemble is not None and s == 0:
+                    from tfp_dgbn.export import export_predictive
+
+                    export_predictive(ensemble, os.path.join(export_dir, data.name),
+                                      {"task": "uci", "dataset": data.name, "split": 0,
+                                       "feature_names": [f"x{i}" for i in range(data.x.shape[1])]})
+        results[data.name] = {m: _summarise(r) for m, r in rows.items()}
+        if on_dataset:
+            on_dataset(results)
+    return results
+
+
+def _summarise(rows):
+    out = {"splits": len(rows), "seconds": float(sum(r["seconds"] for r in rows)), "per_split": rows}
+    for key in ("test_ll", "rmse"):
+        values = [r[key] for r in rows]
+        out[key], out[key + "_se"] = mean_se(values) if len(values) > 1 else (float(values[0]), 0.0)
+    out["coverage90"] = float(np.mean([r["coverage90"] for r in rows]))
+    return out
+
+
+def published_numbers(data_dir):
+    """Reference test log-likelihoods from the data folder's README table: {dataset: {source: (mean, se)}}.
+
+    Reads the first markdown table whose first header cell is "dataset" and
+    whose cells read "mean +- se"; {} if there is no README or no such table.
+    """
+    path = os.path.join(data_dir, "README.md")
+    if not os.path.exists(path):
+        return {}
+    header, out = None, {}
+    for line in open(path):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or not line.lstrip().startswith("|"):
+            if out:
+                break
+            header = None
+            continue
+        if cells[0].lower() == "dataset":
+            header = cells
+        elif header and not set(cells[0]) <= set("-: "):
+            values = {}
+            for name, cell in zip(header[1:], cells[1:]):
+                m = re.fullmatch(r"(-?[\d.]+)\s*\+-\s*([\d.]+)", cell)
+                if m:
+                    values[name] = (float(m.group(1)), float(m.group(2)))
+            if values:
+                out[cells[0]] = values
+    return out
+
+
+def verdict(result):
+    """Per dataset: the best Bayesian method, and whether its mean test LL beats every peer run beside it."""
+    out = {}
+    for name, methods in result.items():
+        bayes = [m for m in BAYESIAN if m in methods]
+        peers = [m for m in PEERS if m in methods]
+        if not bayes:
+            continue
+        best = max(bayes, key=lambda m: methods[m]["test_ll"])
+        out[name] = {"best_bayesian": best, "beats_every_peer": all(
+            methods[best]["test_ll"] > methods[p]["test_ll"] for p in peers)}
+    return out
+
+
+def write_uci_report(result, out_dir, data_dir, budget, command, seconds):
+    """Write ``uci.json`` (dataset -> method -> metrics) and ``uci.md`` (tables with the published numbers)."""
+    from tfp_dgbn.atomic import atomic_file
+
+    os.makedirs(out_dir, exist_ok=True)
+    with atomic_file(os.path.join(out_dir, "uci.json"), "w") as f:
+        json.dump(result, f, indent=1, default=float)
+    published = published_numbers(data_dir)
+    sources = sorted({s for v in published.values() for s in v})
+    judged = verdict(result)
+    b = budget
+    lines = [f"UCI regression benchmark, written by `{command}` in {seconds / 60:.1f} min on {os.cpu_count()} "
+             "CPU core(s).", "",
+             f"Every network: one hidden layer of the protocol's width, {b.steps} Adam steps (the deep ensemble: "
+             f"the protocol's epochs) of batch {b.batch} "
+             f"(learning rate {b.learning_rate:g}, cosine decay), inputs and target standardised on the training "
+             f"split; ensembles of {b.members}; tempering by {b.folds}-fold CV over KL weights "
+             f"{', '.join(f'{w:g}' for w in b.grid)}; S = {b.num_samples} weight draws. Test log-likelihood "
+             "(nats/example) and RMSE in the target's original units, mean +- SE over splits; 90% interval "
+             "coverage averaged over splits.", ""]
+    for name, methods in result.items():
+        k = next(iter(methods.values()))["splits"]
+        lines += [f"## {name} ({k} split{'s' * (k > 1)})", "",
+                  "| method | test LL | RMSE | 90% coverage | seconds | KL weight (CV) |", "|---|---|---|---|---|---|"]
+        for m, r in methods.items():
+            weights = sorted({row["kl_weight"] for row in r["per_split"] if "kl_weight" in row})
+            lines.append(f"| {m} | {r['test_ll']:.3f} +- {r['test_ll_se']:.3f} | {r['rmse']:.3f} +- "
+                         f"{r['rmse_se']:.3f} | {r['coverage90']:.3f} | {r['seconds']:.0f} | "
+                         f"{', '.join(f'{w:g}' for w in weights) or '-'} |")
+        for source in sources:
+            if source in published.get(name, {}):
+                mean, se = published[name][source]
+                lines.append(f"| published: {source} | {mean:.2f} +- {se:.2f} | | | | |")
+        if name in judged:
+            j = judged[name]
+            lines += ["", f"Best Bayesian method: **{j['best_bayesian']}**; "
+                      + ("it beats every peer run beside it." if j["beats_every_peer"]
+                         else "it does **not** beat every peer run beside it.")]
+        lines.append("")
+    wins = sum(j["beats_every_peer"] for j in judged.values())
+    lines += [f"Datasets where the best Bayesian method beats every peer: {wins} of {len(judged)}.", ""]
+    with atomic_file(os.path.join(out_dir, "uci.md"), "w") as f:
+        f.write("\n".join(lines))
+    return "\n".join(lines)
