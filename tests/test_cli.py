@@ -90,6 +90,27 @@ def test_each_task_help_lists_exactly_its_settings_with_their_defaults(capsys):
     assert TASKS["toy-gaussian"].settings.__dataclass_fields__["epochs"].default == 300
 
 
+def test_help_and_argument_errors_answer_without_loading_tensorflow():
+    code = ("import sys\nfrom tfp_dgbn.cli import main\n"
+            "for argv in (['--help'], ['fit', 'rings', '--help'], ['fit', 'table', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "assert main(['fit', 'rings', '--head', 'x']) == 2\n"
+            "print('loaded' if 'tensorflow' in sys.modules else 'not loaded')")
+    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "not loaded"
+
+
+def test_a_command_that_loads_tensorflow_is_quiet_unless_verbose():
+    args = ["predict", "--model", "/nonexistent/model", "--features", "0.1"]
+    quiet = _run(args)
+    assert quiet.returncode == 2
+    assert quiet.stderr.strip().splitlines() == ["dgbn: error: no SavedModel at '/nonexistent/model'"]
+    verbose = _run(["--verbose"] + args)
+    assert verbose.returncode == 2
+    assert verbose.stderr.strip().splitlines()[-1] == "dgbn: error: no SavedModel at '/nonexistent/model'"
+
+
 def test_schedules_are_listed_with_their_parameters():
     out = _run(["schedules"])
     assert out.returncode == 0

@@ -14,7 +14,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-from tfp_dgbn import tfk as _tfk  # noqa: E402,F401  (sets the Keras 2 switch first)
+# tf.keras must resolve to Keras 2 (tf_keras, `tfp_dgbn.tfk`) for TFP's layers: set the switch before any
+# submodule can import TensorFlow. Importing the package itself loads nothing heavy (the CLI answers
+# --help without TensorFlow).
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
 def load(path):

@@ -77,6 +77,8 @@ def build_parser():
 
     parser = argparse.ArgumentParser(prog="dgbn", description="Deep generative Bayesian networks (TFP).",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up and info logs (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     fit = sub.add_parser("fit", help="train a Bayesian network, export it, evaluate it",
@@ -442,6 +444,40 @@ def _notebooks(args):
     print(f"executed notebooks with their figures in {args.out_dir}")
 
 
+def load_tensorflow(verbose=False):
+    """Import TensorFlow, hiding the C++ start-up lines it writes to stderr unless ``verbose``.
+
+    Those lines (the absl pre-init warning, oneDNN, CUDA driver probing) come
+    from C++ before absl's logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` does
+    not silence them: stderr's file descriptor points at /dev/null while
+    TensorFlow loads and probes its devices, then is restored (a failing import
+    still reports its Python traceback). Python-side info logs and TFP's
+    deprecation warnings are hidden too.
+    """
+    import warnings
+
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        import tensorflow  # noqa: F401
+        return
+    warnings.filterwarnings("ignore", message=".*layer.add_variable. is deprecated")
+    if "tensorflow" not in sys.modules:
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # CUDA probing logs here
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+
+
 def _refuse(parser, args, extra):
     """Exit status 2 with one line: an option that does not apply to this task, or an unknown argument."""
     if args.command == "fit":
@@ -466,6 +502,8 @@ def main(argv=None):
     if extra:
         # An option of another task is refused by name, not silently dropped nor lost in a usage dump.
         return _refuse(parser, args, extra)
+    if args.command != "schedules":
+        load_tensorflow(args.verbose)
     commands = {"fit": _fit, "predict": _predict, "compare-kl": _compare_kl, "generate": _generate,
                 "simulate": _simulate, "evaluate": _evaluate, "small-data": _small_data,
                 "hmc-reference": _hmc_reference, "notebooks": _notebooks, "benchmark": _benchmark,

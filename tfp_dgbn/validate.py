@@ -30,3 +30,14 @@ def check_features(x, num_features=1, name="features"):
         row, col = too_big[0]
         raise ValueError(f"{name} must fit in float32 (|x| <= 3.4e38): row {row}, column {col} is {x[row, col]!r}")
     return x.astype("float32")
+
+
+def check_kl_weight(value):
+    """Return value as float, raising ValueError if it is negative or not finite."""
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"kl_weight must be a number, got {value!r}") from None
+    if not np.isfinite(w) or w < 0:
+        raise ValueError(f"kl_weight must be finite and >= 0, got {value!r}")
+    return w

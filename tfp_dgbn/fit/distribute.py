@@ -27,9 +27,9 @@ import warnings
 
 import tensorflow as tf
 
+from tfp_dgbn.fit import STRATEGIES
 from tfp_dgbn.validate import check_positive_int
 
-STRATEGIES = ("default", "mirrored", "multiworker")
 _CACHE = {}
 
 

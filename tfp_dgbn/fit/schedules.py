@@ -19,7 +19,7 @@ per batch) to the KL weight w(t) >= 0, and may take feedback from the logs:
 """
 import numpy as np
 
-from tfp_dgbn.model.variational import check_kl_weight
+from tfp_dgbn.validate import check_kl_weight
 
 
 def _nonneg(name, value):

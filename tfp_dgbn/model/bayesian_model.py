@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tfp_dgbn.model.heads import DistributionHead
 from tfp_dgbn.model.layers import _SerializableVariational
-from tfp_dgbn.model.variational import check_kl_weight
+from tfp_dgbn.validate import check_kl_weight
 from tfp_dgbn.tfk import keras
 
 LOG_KEYS = ("loss", "nll", "kl", "kl_raw", "kl_weight")

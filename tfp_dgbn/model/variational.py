@@ -206,14 +206,3 @@ def replica_id():
 def check_num_train(num_train):
     """Raise ValueError unless num_train is a positive integer."""
     check_positive_int(num_train, "N_train")
-
-
-def check_kl_weight(value):
-    """Return value as float, raising ValueError if it is negative or not finite."""
-    try:
-        w = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"kl_weight must be a number, got {value!r}") from None
-    if not np.isfinite(w) or w < 0:
-        raise ValueError(f"kl_weight must be finite and >= 0, got {value!r}")
-    return w

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfp_dgbn.fit.distribute import STRATEGIES
+from tfp_dgbn.fit import STRATEGIES
 from tfp_dgbn.fit.schedules import from_spec
 from tfp_dgbn.validate import check_positive_int
 

@@ -11,8 +11,6 @@ exact law, ring statistics, pixel PIT). Defaults are the README's main job
 import os
 from dataclasses import dataclass
 
-from tfp_dgbn.evaluate.rings import evaluate_rings
-from tfp_dgbn.model.ring_generator import ring_generator
 from tfp_dgbn.simulate import rings
 from tfp_dgbn.tasks.base import SimulatedSizes, Task, TaskData, setting
 
@@ -140,6 +138,8 @@ class RingTask(Task):
         return RingData(source, (val["features"], val["noised"].astype("float32")), meta, test=test, sim=sim)
 
     def build(self, s, data, kl_weight):
+        from tfp_dgbn.model.ring_generator import ring_generator
+
         return ring_generator(data.source.num_train, data.sim, embedding=s.embedding, hidden=s.hidden,
                               activation=s.activation, seed=s.seed, prior_scale=s.prior_scale,
                               init_scale=s.init_scale, kl_weight=kl_weight)
@@ -155,6 +155,8 @@ class RingTask(Task):
                                            test["expected"][self.shown], num_samples=s.num_samples)
 
     def evaluate(self, s, data, predictor, progress):
+        from tfp_dgbn.evaluate.rings import evaluate_rings
+
         test = data.test
         progress(f"evaluating on {len(test['features'])} held-out rings against the exact law "
                  f"(S = {s.num_samples} weight draws)")

@@ -11,11 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfp_dgbn.dataset.sources import ArraySource
 from tfp_dgbn.dataset.tabular import load_table, split_table
-from tfp_dgbn.evaluate.report import summary_lines, write_report
-from tfp_dgbn.model.heads import head_for_targets
-from tfp_dgbn.model.mlp import bayesian_mlp
 from tfp_dgbn.tasks.base import Task, TaskData, TrainSettings, setting
 
 
@@ -53,6 +49,8 @@ class TableTask(Task):
     help = "your own CSV/NPZ table: regression, counts or classes (docs/own_data.md)"
 
     def prepare(self, s, progress):
+        from tfp_dgbn.dataset.sources import ArraySource
+
         x, y, names = load_table(s.data, s.target, s.features, integer_target=s.head != "normal")
         (x_tr, y_tr), held = split_table(x, y, s.holdout, s.seed)
         meta = {"data": os.path.abspath(s.data), "target": s.target, "feature_names": list(names),
@@ -64,6 +62,9 @@ class TableTask(Task):
                          meta, held=held, head_kwargs=head_kwargs)
 
     def build(self, s, data, kl_weight):
+        from tfp_dgbn.model.heads import head_for_targets
+        from tfp_dgbn.model.mlp import bayesian_mlp
+
         # Inputs standardised inside the model; the head starts at the targets, in their own units.
         x = data.source.inputs
         head, output_bias = head_for_targets(s.head, data.source.targets, **data.head_kwargs)
@@ -76,6 +77,8 @@ class TableTask(Task):
         return f"a Bayesian MLP ({s.head} head, {data.source.name})"
 
     def evaluate(self, s, data, predictor, progress):
+        from tfp_dgbn.evaluate.report import write_report
+
         report = os.path.join(s.logdir, "evaluation")
         progress(f"evaluating on the {len(data.held[1])} held-out rows -> {report}/report.md")
         metrics = write_report(predictor, *data.held, report, model_path=s.out,
@@ -84,4 +87,6 @@ class TableTask(Task):
         return metrics, {"report": os.path.join(report, "report.md")}
 
     def summary_lines(self, m):
+        from tfp_dgbn.evaluate.report import summary_lines
+
         return summary_lines(m)

@@ -12,12 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfp_dgbn.dataset.sources import ArraySource
-from tfp_dgbn.evaluate.toys import evaluate_toy
-from tfp_dgbn.model.heads import make_head
-from tfp_dgbn.model.mlp import bayesian_mlp
-from tfp_dgbn.simulate.toys import make_toy
 from tfp_dgbn.tasks.base import SimulatedSizes, Task, TaskData, setting
+
+# Task modules import TensorFlow-backed code inside their methods: `dgbn fit TASK --help`
+# builds its parser from the settings classes here and answers without loading TensorFlow.
 
 HEADS = ("normal", "poisson", "categorical")
 
@@ -60,9 +58,13 @@ class ToyTask(Task):
 
     def problem(self, law=None):
         """The task's problem (`tfp_dgbn.simulate.toys`); ``law`` for toy-discrete."""
+        from tfp_dgbn.simulate.toys import make_toy
+
         return make_toy(self.name, **({"law": law} if law else {}))
 
     def prepare(self, s, progress):
+        from tfp_dgbn.dataset.sources import ArraySource
+
         toy = self.problem(getattr(s, "law", None))
         train = toy.sample(s.n_train, seed=s.seed)
         val = toy.sample(s.n_val, seed=s.seed + 1)
@@ -72,6 +74,9 @@ class ToyTask(Task):
                        family=s.head or self.default_head or toy.family, train=train, test=test)
 
     def build(self, s, data, kl_weight):
+        from tfp_dgbn.model.heads import make_head
+        from tfp_dgbn.model.mlp import bayesian_mlp
+
         toy = data.toy
         # a categorical head here is a law over the counts 0..max_count: ordered values
         head_kwargs = {"num_classes": toy.max_count + 1, "ordinal": True} if data.family == "categorical" else {}
@@ -91,6 +96,8 @@ class ToyTask(Task):
         return plot_predicted_vs_true(predictor, data.toy, data=data.train, num_samples=s.num_samples)
 
     def evaluate(self, s, data, predictor, progress):
+        from tfp_dgbn.evaluate.toys import evaluate_toy
+
         progress(f"evaluating on {s.n_test} held-out examples")
         return evaluate_toy(predictor, data.toy, *data.test, num_samples=s.num_samples), {}
 
