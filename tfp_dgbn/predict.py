@@ -182,6 +182,9 @@ def load_metadata(path):
 
 def load_predictor(path):
     """Load an export written by `tfp_dgbn.export.export_predictive` as a `Predictor`."""
+    from tfp_dgbn.atomic import recover_directory
+
+    recover_directory(path)  # an export whose replacement a kill interrupted: the previous one
     if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "saved_model.pb")):
         raise FileNotFoundError(f"no SavedModel at {path!r}")
     metadata = load_metadata(path)

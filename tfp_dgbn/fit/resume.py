@@ -23,7 +23,7 @@ import shutil
 
 import numpy as np
 
-from tfp_dgbn.atomic import atomic_directory
+from tfp_dgbn.atomic import atomic_directory, recover_directory
 from tfp_dgbn.fit.distribute import worker_path
 from tfp_dgbn.tfk import keras
 
@@ -105,6 +105,8 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         Raises:
           ResumeConflict if the checkpoint was written by a run with another config.
         """
+        if recover_directory(self.path):  # a kill between the two renames of the last checkpoint
+            print(f"[dgbn] recovered the checkpoint {self.path!r} from an interrupted replacement", flush=True)
         state_file = os.path.join(self.path, STATE_FILE)
         if not os.path.exists(state_file):
             return 0
