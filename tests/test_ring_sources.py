@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from tfp_dgbn import seeds
 from tfp_dgbn.dataset.ring_shards import MANIFEST, open_shards, shard_name, write_shards
 from tfp_dgbn.dataset.sources import ArraySource, SimulatedSource
 from tfp_dgbn.fit.distribute import make_strategy
@@ -34,7 +35,7 @@ def test_simulated_stream_is_the_simulator_reproducible_and_resumable():
     for (f1, y1), (f2, y2) in zip(first, again):
         np.testing.assert_array_equal(f1, f2)
         np.testing.assert_array_equal(y1, y2)
-    # batch i of pipeline p is the simulator's rings from the seed (seed, p, i)
+    # batch i of pipeline p is the simulator's rings from the seed key (seed, "stream", p, i)
     f, y = source.batch(0, 2, 32)
     np.testing.assert_array_equal(first[2][0], f)
     np.testing.assert_array_equal(first[2][1], y.astype("float32"))
@@ -44,6 +45,35 @@ def test_simulated_stream_is_the_simulator_reproducible_and_resumable():
     assert not np.array_equal(first[0][0], first[1][0])
     other = _batches(source.dataset(32, pipeline=1, num_pipelines=2), 1)[0][0]
     assert not np.isin(other[:, 2], first[0][0][:, 2]).any()
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 4])
+def test_on_the_fly_batches_never_repeat_validation_test_or_another_worker(workers):
+    # NumPy pads seed sequences with zeros, so the old keys (seed, worker, step) + block made worker 1's
+    # first batch a copy of the validation rings (seed, 1) + block 0. With the seed tree no feature row of
+    # the first K batches of any worker equals a held-out row, and the workers draw different rings.
+    seed, batch, steps = 0, 32, 4
+    held = np.concatenate([rings.simulate(64, seeds.key(seed, split), CONFIG)["features"] for split in ("val", "test")])
+    source = SimulatedSource(CONFIG, seed, rings_per_epoch=256)
+    drawn = [np.concatenate([source.batch(w, step, batch)[0] for step in range(steps)]) for w in range(workers)]
+    held_rows = {row.tobytes() for row in held}
+    for w, rows in enumerate(drawn):
+        assert not any(row.tobytes() in held_rows for row in rows), w
+        assert len({row.tobytes() for row in rows}) == len(rows)
+    for a in range(workers):
+        for b in range(a + 1, workers):
+            assert not {r.tobytes() for r in drawn[a]} & {r.tobytes() for r in drawn[b]}, (a, b)
+
+
+def test_seed_keys_of_different_lengths_never_give_the_same_stream():
+    # the padding collision itself, and the keys that avoid it
+    assert np.random.default_rng([3, 1, 0]).random() == np.random.default_rng([3, 1]).random()
+    firsts = {tuple(seeds.rng(3, role, *path).random(2)) for role, path in
+              [("val", ()), ("stream", (1, 0)), ("stream", (1,)), ("stream", (1, 0, 0)), ("train", (0,)),
+               ("test", ()), ("evaluate", ())]}
+    assert len(firsts) == 7
+    with pytest.raises(ValueError, match="unknown seed role 'nope'"):
+        seeds.key(0, "nope")
 
 
 def test_fixed_epoch_repeats_the_same_rings():
@@ -67,7 +97,7 @@ def test_array_source_covers_every_ring_once_per_epoch():
 def test_shards_hold_exactly_the_simulated_rings(shard_dir):
     source = open_shards(shard_dir)
     assert source.num_train == 320 and len(source.files) == 4
-    written = np.concatenate([rings.simulate(80, (5, 0, k), CONFIG)["features"] for k in range(4)])
+    written = np.concatenate([rings.simulate(80, seeds.key(5, "shard", k), CONFIG)["features"] for k in range(4)])
     read = np.concatenate([f for f, _ in _batches(source.dataset(40), 8)])  # one epoch
     np.testing.assert_array_equal(np.sort(read[:, 2]), np.sort(written[:, 2]))
     # two workers read disjoint files
@@ -162,3 +192,20 @@ def test_fit_source_errors_are_one_line(tmp_path):
         make_settings("rings", source="nowhere/x")
     with pytest.raises(ValueError, match="either data .* or source"):
         make_settings("rings", data=__file__, source="simulate")
+
+
+@pytest.mark.parametrize("source,fixed,expected", [("simulate", False, 3 * 256), ("simulate", True, 256),
+                                                   ("memory", False, 256)])
+def test_the_kl_counts_every_distinct_ring_the_posterior_sees(source, fixed, expected):
+    # Fresh rings every epoch: 3 epochs of 256 are 768 distinct rings, and the KL is divided by 768
+    # (not 256, which would weight the prior as if the data were 3x smaller than it is).
+    from tfp_dgbn.tasks import make_settings
+    from tfp_dgbn.tasks.rings import RingData, RingTask
+
+    settings = make_settings("rings", source=source if source != "memory" else None, fixed_epoch=fixed,
+                             n_train=256, epochs=3, embedding=(4,), hidden=(4,), verbose=0)
+    data_source = (SimulatedSource(CONFIG, 0, 256, fresh=not fixed) if source == "simulate"
+                   else ArraySource(np.zeros((256, 6)), np.zeros((256, 32, 32))))
+    model = RingTask().build(settings, RingData(data_source, None, {}, sim=CONFIG), 1.0)
+    divisors = {layer.kernel_divergence_fn.num_train for layer in model.layers if hasattr(layer, "kernel_divergence_fn")}
+    assert divisors == {expected}

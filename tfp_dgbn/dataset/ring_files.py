@@ -27,6 +27,7 @@ import numpy as np
 
 import tfp_dgbn
 from tfp_dgbn.atomic import writable_parent
+from tfp_dgbn import seeds
 from tfp_dgbn.simulate import rings
 
 FORMAT = "tfp_dgbn.rings/1"
@@ -111,7 +112,7 @@ def write_rings(path, n, seed=0, config=None, fractions=(0.8, 0.1, 0.1), expecte
                     files.append((file, f"{split}/{name}"))
                     metadata["arrays"][f"{split}/{name}"] = {"dtype": DTYPES[name], "shape": list(shape)}
                 start = 0
-                for chunk in rings.generate(sizes[split], (int(seed), split_index), config, chunk_size,
+                for chunk in rings.generate(sizes[split], seeds.key(seed, split), config, chunk_size,
                                             true_ring=true_ring):
                     stop = start + len(chunk["features"])
                     for name in names:

@@ -33,6 +33,7 @@ import tfp_dgbn
 from tfp_dgbn.atomic import atomic_directory
 from tfp_dgbn.dataset.ring_files import SPLITS, split_sizes, write_rings
 from tfp_dgbn.dataset.sources import Source, _to_float
+from tfp_dgbn import seeds
 from tfp_dgbn.simulate import rings
 from tfp_dgbn.validate import check_positive_int
 
@@ -94,7 +95,7 @@ def write_shards(directory, n, shards, seed=0, config=None, fractions=(0.8, 0.1,
             for k, count in enumerate(counts):
                 path = os.path.join(tmp, shard_name(k, shards))
                 with tf.io.TFRecordWriter(path) as writer:
-                    for chunk in rings.generate(count, (seed, 0, k), config, true_ring=False):
+                    for chunk in rings.generate(count, seeds.key(seed, "shard", k), config, true_ring=False):
                         for f, y in zip(chunk["features"], chunk["noised"]):
                             writer.write(_example(f, y))
                         bar.update(len(chunk["features"]))

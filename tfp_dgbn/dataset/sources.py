@@ -12,7 +12,7 @@ Every task of the job runner (`tfp_dgbn.tasks`) trains from a source.
                      array-to-``tf.data`` loader of the package.
 ``SimulatedSource``  rings simulated as training consumes them, one batch per
                      parallel map call. Batch i of input pipeline p is simulated
-                     from the seed (seed, p, i): a run is reproducible from its
+                     from `seeds.key`(seed, "stream", p, i): a run is reproducible from its
                      seed, each worker draws its own stream, and a resumed run
                      continues the stream where it stopped. ``fresh=True`` gives
                      new rings every epoch (an endless stream); ``fresh=False``
@@ -32,6 +32,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfp_dgbn import seeds
 from tfp_dgbn.simulate import rings
 from tfp_dgbn.validate import check_positive_int
 
@@ -66,6 +67,13 @@ class Source:
         for _, y in self.dataset(batch).take(int(math.ceil(n / batch))):
             total = y.numpy().sum(0, dtype="float64") + (0 if total is None else total)
         return total / (batch * int(math.ceil(n / batch)))
+
+    def distinct_examples(self, epochs):
+        """N of the KL term: the distinct examples the posterior conditions on over ``epochs`` epochs.
+
+        A finite set is seen again every epoch, so it is ``num_train`` (docs/design.md).
+        """
+        return self.num_train
 
     def steps_per_epoch(self, global_batch):
         """Training steps in one epoch of ``num_train`` rings."""
@@ -148,9 +156,13 @@ class SimulatedSource(Source):
         self.name = (f"rings simulated on the fly ({'fresh every epoch' if fresh else 'the same every epoch'}, "
                      f"{self.num_train} per epoch)")
 
+    def distinct_examples(self, epochs):
+        """Fresh rings every epoch: the posterior conditions on epochs x rings per epoch distinct rings."""
+        return self.num_train * (check_positive_int(epochs, "epochs") if self.fresh else 1)
+
     def batch(self, pipeline, step, batch_size):
         """The rings of one batch as NumPy arrays (features float32, noised uint16); deterministic."""
-        chunk = next(rings.generate(int(batch_size), (self.seed, int(pipeline), int(step)), self.config,
+        chunk = next(rings.generate(int(batch_size), seeds.key(self.seed, "stream", pipeline, step), self.config,
                                     chunk_size=max(int(batch_size), 1)))
         return chunk["features"].astype("float32"), chunk["noised"]
 

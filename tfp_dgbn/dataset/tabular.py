@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+from tfp_dgbn import seeds
+
 
 def _check_names(path, columns, target, features):
     if target not in columns:
@@ -126,6 +128,6 @@ def split_table(x, y, holdout=0.2, seed=0):
     n_held = int(round(n * holdout))
     if n_held < 1 or n - n_held < 1:
         raise ValueError(f"{n} rows cannot be split {1 - holdout:.0%}/{holdout:.0%} (need one row on each side)")
-    order = np.random.default_rng(seed).permutation(n)
+    order = seeds.rng(seed, "holdout").permutation(n)
     held, train = order[:n_held], order[n_held:]
     return (x[train], y[train]), (x[held], y[held])

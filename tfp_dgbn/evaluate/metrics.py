@@ -13,6 +13,7 @@ functions are the tests' proof of that (tests/test_calibration.py).
 import numpy as np
 import tensorflow as tf
 
+from tfp_dgbn import seeds
 from tfp_dgbn.predict import _is_count, central_interval, count_cdf
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
@@ -69,8 +70,8 @@ def pit_values(dist, y, seed=0):
     y = np.asarray(y)
     if _is_count(dist):
         upper, lower = _discrete_cdf(dist, y)
-        # Salted: V must be independent of the data, which a user may have drawn from the same seed.
-        return randomized_pit(lower, upper, np.random.default_rng([seed, 0x5049_5400]))
+        # Its own stream: V must be independent of the data, which a user may have drawn from the same seed.
+        return randomized_pit(lower, upper, seeds.rng(seed, "pit"))
     return np.asarray(dist.cdf(tf.constant(y, dist.dtype)), "float64")
 
 

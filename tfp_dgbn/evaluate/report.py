@@ -22,6 +22,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tfp_dgbn import seeds
 from tfp_dgbn.evaluate.metrics import (LEVELS, auroc, brier_score, expected_calibration_error, interval_coverage,
                                        mean_se, pit_histogram, pit_values)
 from tfp_dgbn.predict import is_classes, mixture
@@ -39,7 +40,7 @@ def shifted_rows(x, ranges, n, seed=0, push=(0.5, 1.0)):
     Returns:
       (inside [m, D], outside [m, D]) float32, m = min(n, N).
     """
-    rng = np.random.default_rng([seed, 0x0_0D])
+    rng = seeds.rng(seed, "ood")
     inside = np.asarray(x, "float64")[rng.permutation(len(x))[:n]]
     lo, hi = np.asarray(ranges, "float64").T
     m = len(inside)

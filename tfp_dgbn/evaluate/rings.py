@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats
 from scipy.special import gammaln, logsumexp
 
+from tfp_dgbn import seeds
 from tfp_dgbn.evaluate.metrics import mean_se, randomized_pit
 from tfp_dgbn.evaluate.ring_statistics import ring_statistics
 from tfp_dgbn.simulate import rings
@@ -138,7 +139,7 @@ def evaluate_rings(predictor, features, images, expected, train_mean_image, conf
     """
     features = np.asarray(features, "float32")
     replicas = min(int(replicas), int(num_samples))
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, "evaluate")
     pit_images = min(len(features), pit_images)
     lp_model, first_draws, log_rates = _predictive_pass(predictor, features, images, num_samples, batch_size,
                                                         pit_images, replicas)

@@ -404,11 +404,13 @@ def generate(n, seed, config, chunk_size=BLOCK_SIZE, true_ring=False, expected=F
     """Stream n simulated rings in chunks (bounded memory), reproducible by seed.
 
     Rings are drawn in blocks of `BLOCK_SIZE`, block i from the seed
-    sequence (*seed, i), so the stream does not depend on ``chunk_size``.
+    sequence (len(seed), *seed, i), so the stream does not depend on
+    ``chunk_size``, and keys of different lengths never give the same stream
+    (NumPy pads seed sequences with zeros: `tfp_dgbn.seeds`).
 
     Args:
       n: rings to draw.
-      seed: an integer or a tuple of integers (e.g. (seed, split index)).
+      seed: an integer or a sequence of integers (the package passes `tfp_dgbn.seeds.key`s).
       config: `RingConfig`.
       chunk_size: rings per yielded chunk (rounded to a multiple of `BLOCK_SIZE`).
       true_ring, expected: also compute those images.
@@ -423,7 +425,7 @@ def generate(n, seed, config, chunk_size=BLOCK_SIZE, true_ring=False, expected=F
     for start in range(0, n, chunk_size):
         parts = []
         for block_start in range(start, min(start + chunk_size, n), BLOCK_SIZE):
-            rng = np.random.default_rng([*seed, block_start // BLOCK_SIZE])
+            rng = np.random.default_rng([len(seed), *seed, block_start // BLOCK_SIZE])
             count = min(BLOCK_SIZE, n - block_start)
             # Round to float32 first: the stored features are exactly those simulated.
             features = sample_features(count, rng, config).astype("float32").astype("float64")

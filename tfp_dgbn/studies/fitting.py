@@ -7,6 +7,7 @@ the `ArraySource` loader, and `build_and_compile` (Adam, cosine decay).
 """
 import numpy as np
 
+from tfp_dgbn import seeds
 from tfp_dgbn.dataset.sources import ArraySource
 from tfp_dgbn.fit.distribute import build_and_compile, make_strategy
 from tfp_dgbn.model.mlp import bayesian_mlp
@@ -73,7 +74,7 @@ def cross_validate(grid, fold_nll, n, folds, seed):
     """
     if isinstance(folds, bool) or int(folds) != folds or not 2 <= int(folds) <= n:
         raise ValueError(f"folds must be in [2, {n}], got {folds!r}")
-    parts = np.array_split(np.random.default_rng(seed).permutation(n), int(folds))
+    parts = np.array_split(seeds.rng(seed, "folds").permutation(n), int(folds))
     scores = {}
     for value in grid:
         nll = [fold_nll(value, np.concatenate([p for j, p in enumerate(parts) if j != k]), held, k)

@@ -126,6 +126,7 @@ def _rhat_ess(values):
 def hmc_reference(n_train=200, hidden=(16, 16), chains=4, num_burnin=1000, num_samples=1000, num_leapfrog=16,
                   n_test=5000, vi_epochs=1500, num_draws=400, seed=0, progress=print):
     """Fit the toy by HMC and by variational inference; returns a dict of results (module docstring)."""
+    from tfp_dgbn import seeds
     from tfp_dgbn.evaluate.metrics import interval_coverage, mean_se
     from tfp_dgbn.model.heads import NormalHead
     from tfp_dgbn.predict import model_predictor
@@ -133,11 +134,11 @@ def hmc_reference(n_train=200, hidden=(16, 16), chains=4, num_burnin=1000, num_s
     from tfp_dgbn.studies.fitting import train_mlp
 
     toy = make_toy("toy-gaussian")
-    x, y = toy.sample(n_train, seed=seed)
-    x_test, y_test = toy.sample(n_test, seed=seed + 1)
+    x, y = toy.sample(n_train, seed=seeds.key(seed, "train"))
+    x_test, y_test = toy.sample(n_test, seed=seeds.key(seed, "test"))
     mean, std = 0.5 * (toy.x_low + toy.x_high), (toy.x_high - toy.x_low) / np.sqrt(12.0)
     net = FlatMLP(hidden, mean, std)
-    init = np.random.default_rng(seed).normal(0, 0.1, (chains, net.num_params))
+    init = seeds.rng(seed, "hmc").normal(0, 0.1, (chains, net.num_params))
     progress(f"HMC: {chains} chains x ({num_burnin} burn-in + {num_samples}) steps x {num_leapfrog} leapfrog, "
              f"{net.num_params} weights, {n_train} points")
     samples, diag = run_hmc(net.log_posterior(x, y), init, num_burnin, num_samples, num_leapfrog, seed=seed)

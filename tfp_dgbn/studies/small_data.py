@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfp_dgbn import seeds
 from tfp_dgbn.evaluate.metrics import interval_coverage, mean_se
 from tfp_dgbn.model.heads import make_head
 from tfp_dgbn.simulate.toys import make_toy
@@ -131,11 +132,11 @@ def small_data_study(task="toy-gaussian", sizes=SIZES, steps=3000, n_test=5000, 
         raise ValueError(f"settings name models without a knob: {unknown}; choose from {tunable}")
     toy = make_toy(task)
     family = "normal" if task == "toy-gaussian" else "poisson"
-    x_test, y_test = toy.sample(n_test, seed=seed + 999)
+    x_test, y_test = toy.sample(n_test, seed=seeds.key(seed, "test"))
     nll_true = -toy.true_distribution(x_test).log_prob(y_test).numpy().astype("float64")
     rows = []
     for n in sizes:
-        x, y = toy.sample(int(n), seed=seed + int(n))
+        x, y = toy.sample(int(n), seed=seeds.key(seed, "train", n))
         lps = {}
         for name, spec in MODELS.items():
             t = time.time()

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tfp_dgbn import seeds
 from tfp_dgbn.evaluate.metrics import mean_se
 from tfp_dgbn.model.heads import head_for_targets
 from tfp_dgbn.predict import central_interval
@@ -155,7 +156,7 @@ def _ngboost(x, y, x_test, y_test, seed):
 
     # NGBoost works in the target's units; standardise as for the networks, and map back.
     mean, sd = y.mean(), y.std()
-    rng = np.random.default_rng([seed, 0x6B])
+    rng = seeds.rng(seed, "early-stopping")
     val = rng.permutation(len(y))[:max(len(y) // 10, 1)]
     fit = np.setdiff1d(np.arange(len(y)), val)
     model = NGBRegressor(Dist=Normal, n_estimators=2000, verbose=False, random_state=seed)

@@ -11,6 +11,7 @@ exact law, ring statistics, pixel PIT). Defaults are the README's main job
 import os
 from dataclasses import dataclass
 
+from tfp_dgbn import seeds
 from tfp_dgbn.simulate import rings
 from tfp_dgbn.tasks.base import SimulatedSizes, Task, TaskData, setting
 
@@ -101,7 +102,8 @@ def ring_inputs(settings):
         val, test = heldout_data(settings, sim)
         if source == "simulate":
             return SimulatedSource(sim, settings.seed, settings.n_train, fresh=not settings.fixed_epoch), val, test, sim
-        train = rings.simulate(settings.n_train, (settings.seed, 0), sim, progress=settings.verbose > 0)
+        # the same rings as the train split of a file simulated with this seed
+        train = rings.simulate(settings.n_train, seeds.key(settings.seed, "train"), sim, progress=settings.verbose > 0)
         return ArraySource(train["features"], train["noised"], settings.seed, name="rings"), val, test, sim
     if str(source).endswith(".npz"):
         train, meta = load_rings(source, "train")
@@ -140,7 +142,7 @@ class RingTask(Task):
     def build(self, s, data, kl_weight):
         from tfp_dgbn.model.ring_generator import ring_generator
 
-        return ring_generator(data.source.num_train, data.sim, embedding=s.embedding, hidden=s.hidden,
+        return ring_generator(data.source.distinct_examples(s.epochs), data.sim, embedding=s.embedding, hidden=s.hidden,
                               activation=s.activation, seed=s.seed, prior_scale=s.prior_scale,
                               init_scale=s.init_scale, kl_weight=kl_weight)
 

@@ -68,7 +68,7 @@ class TableTask(Task):
         # Inputs standardised inside the model; the head starts at the targets, in their own units.
         x = data.source.inputs
         head, output_bias = head_for_targets(s.head, data.source.targets, **data.head_kwargs)
-        return bayesian_mlp(x.shape[1], head, data.source.num_train, hidden=s.hidden, activation=s.activation,
+        return bayesian_mlp(x.shape[1], head, data.source.distinct_examples(s.epochs), hidden=s.hidden, activation=s.activation,
                             seed=s.seed, prior_scale=s.prior_scale, init_scale=s.init_scale, kl_weight=kl_weight,
                             feature_mean=x.mean(axis=0), feature_std=np.maximum(x.std(axis=0), 1e-6),
                             output_bias=output_bias, name="table")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfp_dgbn import seeds
 from tfp_dgbn.tasks.base import SimulatedSizes, Task, TaskData, setting
 
 # Task modules import TensorFlow-backed code inside their methods: `dgbn fit TASK --help`
@@ -66,9 +67,8 @@ class ToyTask(Task):
         from tfp_dgbn.dataset.sources import ArraySource
 
         toy = self.problem(getattr(s, "law", None))
-        train = toy.sample(s.n_train, seed=s.seed)
-        val = toy.sample(s.n_val, seed=s.seed + 1)
-        test = toy.sample(s.n_test, seed=s.seed + 2)
+        train, val, test = (toy.sample(getattr(s, f"n_{split}"), seed=seeds.key(s.seed, split))
+                            for split in ("train", "val", "test"))
         meta = {"feature_names": list(toy.feature_names), "feature_ranges": [[toy.x_low, toy.x_high]]}
         return ToyData(ArraySource(*train, seed=s.seed), val, meta, toy=toy,
                        family=s.head or self.default_head or toy.family, train=train, test=test)
@@ -80,7 +80,7 @@ class ToyTask(Task):
         toy = data.toy
         # a categorical head here is a law over the counts 0..max_count: ordered values
         head_kwargs = {"num_classes": toy.max_count + 1, "ordinal": True} if data.family == "categorical" else {}
-        return bayesian_mlp(1, make_head(data.family, **head_kwargs), data.source.num_train, hidden=s.hidden,
+        return bayesian_mlp(1, make_head(data.family, **head_kwargs), data.source.distinct_examples(s.epochs), hidden=s.hidden,
                             activation=s.activation, seed=s.seed, prior_scale=s.prior_scale,
                             init_scale=s.init_scale, kl_weight=kl_weight,
                             feature_mean=[0.5 * (toy.x_low + toy.x_high)],
