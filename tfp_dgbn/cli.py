@@ -19,7 +19,8 @@
   dgbn schedules            (list KL schedules and their parameters)
 
 A user error (bad value, missing file) prints one line and exits with code 2; a
-training run whose loss becomes NaN or infinite stops with one line and code 3.
+training run whose loss becomes NaN or infinite stops with one line and code 3;
+an internal error prints one line naming it and exits with code 1 (--debug: the traceback).
 """
 import argparse
 import dataclasses
@@ -29,10 +30,17 @@ import os
 import sys
 
 from tfp_dgbn.fit.schedules import SCHEDULES
+from tfp_dgbn.validate import InputError
 
 
-class UserError(Exception):
-    """An error in what the user asked for: reported in one line, exit code 2."""
+UserError = InputError  # what the user asked for is not acceptable: one line, exit code 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (``dgbn: error: ...``, exit 2) instead of a usage block."""
+
+    def error(self, message):
+        self.exit(2, f"dgbn: error: {message} (see {self.prog} --help)\n")
 
 
 def _schedule_help():
@@ -75,10 +83,11 @@ def build_parser():
     """The argparse parser of ``dgbn``; ``dgbn fit TASK`` takes exactly that task's settings."""
     from tfp_dgbn.tasks import TASKS
 
-    parser = argparse.ArgumentParser(prog="dgbn", description="Deep generative Bayesian networks (TFP).",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="dgbn", description="Deep generative Bayesian networks (TFP).",
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's start-up and info logs (hidden by default)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     fit = sub.add_parser("fit", help="train a Bayesian network, export it, evaluate it",
@@ -201,34 +210,31 @@ def _evaluate(args):
     import tfp_dgbn
     from tfp_dgbn.evaluate.report import summary_lines, write_report
 
-    try:
-        predictor = tfp_dgbn.load(args.model)
-        meta = predictor.metadata
-        if len(predictor.head.event_shape):
-            raise ValueError(f"{args.model!r} predicts images; dgbn evaluate handles scalar targets "
-                             "(ring generators are evaluated by dgbn fit rings against the exact law)")
-        if args.data:
-            from tfp_dgbn.dataset.tabular import load_table
+    predictor = tfp_dgbn.load(args.model)
+    meta = predictor.metadata
+    if len(predictor.head.event_shape):
+        raise InputError(f"{args.model!r} predicts images; dgbn evaluate handles scalar targets "
+                         "(ring generators are evaluated by dgbn fit rings against the exact law)")
+    if args.data:
+        from tfp_dgbn.dataset.tabular import load_table
 
-            target = args.target or meta.get("target")
-            if not target:
-                raise ValueError("give --target COLUMN (the export does not name one)")
-            x, y, _ = load_table(args.data, target, meta.get("feature_names"),
-                                 integer_target=predictor.head.family != "normal")
-            name = args.data
-        else:
-            from tfp_dgbn.tasks.toys import TOY_TASKS
+        target = args.target or meta.get("target")
+        if not target:
+            raise InputError("give --target COLUMN (the export does not name one)")
+        x, y, _ = load_table(args.data, target, meta.get("feature_names"),
+                             integer_target=predictor.head.family != "normal")
+        name = args.data
+    else:
+        from tfp_dgbn.tasks.toys import TOY_TASKS
 
-            task, toys = meta.get("task"), {t.name: t for t in TOY_TASKS}
-            if task not in toys:
-                raise ValueError(f"{args.model!r} was not trained on a built-in toy; give --data FILE --target COL")
-            x, y = toys[task].problem(meta.get("training_config", {}).get("law")).sample(args.n, seed=args.seed + 1000)
-            name = f"{args.n} fresh examples of {task} (seed {args.seed + 1000})"
-        out = args.out or os.path.join("runs", "evaluate", os.path.basename(os.path.normpath(args.model)))
-        m = write_report(predictor, x, y, out, model_path=args.model, data_name=name,
-                         num_samples=args.num_samples, seed=args.seed)
-    except (ValueError, FileNotFoundError) as e:
-        raise UserError(str(e)) from None
+        task, toys = meta.get("task"), {t.name: t for t in TOY_TASKS}
+        if task not in toys:
+            raise InputError(f"{args.model!r} was not trained on a built-in toy; give --data FILE --target COL")
+        x, y = toys[task].problem(meta.get("training_config", {}).get("law")).sample(args.n, seed=args.seed + 1000)
+        name = f"{args.n} fresh examples of {task} (seed {args.seed + 1000})"
+    out = args.out or os.path.join("runs", "evaluate", os.path.basename(os.path.normpath(args.model)))
+    m = write_report(predictor, x, y, out, model_path=args.model, data_name=name,
+                     num_samples=args.num_samples, seed=args.seed)
     print()
     for line in summary_lines(m):
         print(line)
@@ -277,12 +283,9 @@ def _fit(args):
     task = TASKS[args.task]
     given = {f.name: getattr(args, f.name) for f in _settings_fields(task.settings)
              if getattr(args, f.name) is not None}
-    try:
-        if args.cpu_devices is not None:
-            configure_cpu_devices(args.cpu_devices)
-        result = run(make_settings(args.task, verbose=0 if args.quiet else 1, **given))
-    except (ValueError, FileNotFoundError) as e:
-        raise UserError(str(e)) from None
+    if args.cpu_devices is not None:
+        configure_cpu_devices(args.cpu_devices)
+    result = run(make_settings(args.task, verbose=0 if args.quiet else 1, **given))
     if not result.metrics:
         print("[dgbn] worker finished; the chief exports and evaluates")
         return
@@ -298,17 +301,20 @@ def _predict(args):
     import tfp_dgbn
     from tfp_dgbn.predict import central_interval, is_classes, mixture
 
-    try:
-        predictor = tfp_dgbn.load(args.model)
-        x = np.asarray(args.features, "float64").reshape(-1, predictor.num_features)
-        # One set of weight draws serves both the distribution and its summary.
-        draws = predictor.draws(x, args.num_samples)
-        dist = mixture(predictor.head, draws)
-        summary = predictor.summarize(draws)
-        ordered = dist.event_shape.rank == 0 and not is_classes(predictor.head)
-        lo, hi = central_interval(dist, args.level) if ordered else (None, None)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        raise UserError(str(e)) from None
+    predictor = tfp_dgbn.load(args.model)
+    names = predictor.metadata.get("feature_names", [])
+    if len(args.features) % predictor.num_features:
+        raise InputError(f"{args.model!r} takes {predictor.num_features} feature values per example "
+                         f"({' '.join(names)}), repeated for several; got {len(args.features)}")
+    if not 0 < args.level < 1:
+        raise InputError(f"--level must be in (0, 1), got {args.level}")
+    x = np.asarray(args.features, "float64").reshape(-1, predictor.num_features)
+    # One set of weight draws serves both the distribution and its summary.
+    draws = predictor.draws(x, args.num_samples)
+    dist = mixture(predictor.head, draws)
+    summary = predictor.summarize(draws)
+    ordered = dist.event_shape.rank == 0 and not is_classes(predictor.head)
+    lo, hi = central_interval(dist, args.level) if ordered else (None, None)
     rows = []
     for i in range(len(x)):
         # scalars as numbers, class probabilities as a list
@@ -323,13 +329,10 @@ def _compare_kl(args):
     from tfp_dgbn.studies.kl_comparison import compare_kl_strategies
     from tfp_dgbn.tasks import make_settings
 
-    try:
-        base = make_settings("rings", n_train=args.n_train, n_test=args.n_test, epochs=args.epochs, seed=args.seed,
-                             logdir=args.logdir, out=os.path.join("saved_models", "kl_strategies"),
-                             verbose=0 if args.quiet else 2)
-        compare_kl_strategies(base, args.out_dir)
-    except (ValueError, OSError) as e:
-        raise UserError(str(e)) from None
+    base = make_settings("rings", n_train=args.n_train, n_test=args.n_test, epochs=args.epochs, seed=args.seed,
+                         logdir=args.logdir, out=os.path.join("saved_models", "kl_strategies"),
+                         verbose=0 if args.quiet else 2)
+    compare_kl_strategies(base, args.out_dir)
     print(f"figure and table in {args.out_dir}; TensorBoard: tensorboard --logdir {args.logdir}")
 
 
@@ -341,26 +344,23 @@ def _generate(args):
     from tfp_dgbn.plots.rings import plot_generated_grid
     from tfp_dgbn.simulate.rings import NUM_FEATURES, RingConfig, check_ring_features
 
-    try:
-        predictor = tfp_dgbn.load(args.model)
-        if predictor.metadata.get("task") != "rings":
-            raise ValueError(f"{args.model!r} is not a ring generator (task {predictor.metadata.get('task')!r})")
-        if len(args.features) % NUM_FEATURES:
-            raise ValueError(f"--features takes {NUM_FEATURES} numbers per ring (x0 y0 R w theta phi), "
-                             f"got {len(args.features)}")
-        if args.n < 1:
-            raise ValueError(f"--n must be >= 1, got {args.n}")
-        features = check_ring_features(np.reshape(args.features, (-1, NUM_FEATURES)),
-                                       RingConfig.from_dict(predictor.metadata["simulator_config"]))
-        fig, counts = plot_generated_grid(predictor, features, args.n, seed=args.seed)
-        save_figure(fig, args.out)
-        if args.npz:
-            from tfp_dgbn.atomic import atomic_file
+    predictor = tfp_dgbn.load(args.model)
+    if predictor.metadata.get("task") != "rings":
+        raise InputError(f"{args.model!r} is not a ring generator (task {predictor.metadata.get('task')!r})")
+    if len(args.features) % NUM_FEATURES:
+        raise InputError(f"--features takes {NUM_FEATURES} numbers per ring (x0 y0 R w theta phi), "
+                         f"got {len(args.features)}")
+    if args.n < 1:
+        raise InputError(f"--n must be >= 1, got {args.n}")
+    features = check_ring_features(np.reshape(args.features, (-1, NUM_FEATURES)),
+                                   RingConfig.from_dict(predictor.metadata["simulator_config"]))
+    fig, counts = plot_generated_grid(predictor, features, args.n, seed=args.seed)
+    save_figure(fig, args.out)
+    if args.npz:
+        from tfp_dgbn.atomic import atomic_file
 
-            with atomic_file(args.npz, "wb") as f:
-                np.savez(f, features=features.astype("float32"), generated=counts)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        raise UserError(str(e)) from None
+        with atomic_file(args.npz, "wb") as f:
+            np.savez(f, features=features.astype("float32"), generated=counts)
     print(f"wrote {args.out}: {args.n} generated rings for each of {len(features)} feature rows "
           f"(mean hits {counts.sum(axis=(2, 3)).mean():.1f})")
 
@@ -372,22 +372,19 @@ def _simulate(args):
     from tfp_dgbn.simulate.rings import RingConfig
 
     expected = {"none": (), "heldout": ("val", "test"), "all": ("train", "val", "test")}[args.expected]
-    try:
-        config = RingConfig.for_image_size(args.image_size) if args.image_size != 32 else RingConfig()
-        if args.shards is not None:
-            from tfp_dgbn.dataset.ring_shards import HELDOUT, write_shards
+    config = RingConfig.for_image_size(args.image_size) if args.image_size != 32 else RingConfig()
+    if args.shards is not None:
+        from tfp_dgbn.dataset.ring_shards import HELDOUT, write_shards
 
-            if args.out.endswith(".npz"):
-                raise ValueError(f"with --shards, --out is a directory, got {args.out!r}")
-            meta = write_shards(args.out, args.n, args.shards, seed=args.seed, config=config,
-                                fractions=args.splits, progress=not args.quiet)
-            heldout_file = os.path.join(args.out, HELDOUT)
-        else:
-            meta = write_rings(args.out, args.n, seed=args.seed, config=config, fractions=args.splits,
-                               expected_splits=expected, true_ring=not args.no_true_ring, progress=not args.quiet)
-            heldout_file = args.out
-    except (ValueError, OSError) as e:
-        raise UserError(str(e)) from None
+        if args.out.endswith(".npz"):
+            raise InputError(f"with --shards, --out is a directory, got {args.out!r}")
+        meta = write_shards(args.out, args.n, args.shards, seed=args.seed, config=config,
+                            fractions=args.splits, progress=not args.quiet)
+        heldout_file = os.path.join(args.out, HELDOUT)
+    else:
+        meta = write_rings(args.out, args.n, seed=args.seed, config=config, fractions=args.splits,
+                           expected_splits=expected, true_ring=not args.no_true_ring, progress=not args.quiet)
+        heldout_file = args.out
     shards = f" (train in {args.shards} TFRecord shards)" if args.shards else ""
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items())
           + f" rings of {args.image_size}x{args.image_size} pixels (seed {args.seed}){shards}")
@@ -413,24 +410,21 @@ def _benchmark(args):
     from tfp_dgbn.studies.uci import METHODS, Budget, uci_benchmark, write_uci_report
 
     t0 = time.time()
-    try:
-        for name in ("steps", "batch_size", "members", "num_samples", "splits"):
-            value = getattr(args, name)
-            if value is not None and value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        if args.folds < 2:
-            raise ValueError(f"--folds must be >= 2 (cross-validation), got {args.folds}")
-        budget = Budget(steps=args.steps, batch=args.batch_size, folds=args.folds, members=args.members,
-                        num_samples=args.num_samples, seed=args.seed)
-        command = "dgbn " + " ".join(args.argv)
+    for name in ("steps", "batch_size", "members", "num_samples", "splits"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.folds < 2:
+        raise InputError(f"--folds must be >= 2 (cross-validation), got {args.folds}")
+    budget = Budget(steps=args.steps, batch=args.batch_size, folds=args.folds, members=args.members,
+                    num_samples=args.num_samples, seed=args.seed)
+    command = "dgbn " + " ".join(args.argv)
 
-        def report(partial):  # after each dataset, so a long run's finished datasets are on disk
-            return write_uci_report(partial, args.out, args.data, budget, command, time.time() - t0)
+    def report(partial):  # after each dataset, so a long run's finished datasets are on disk
+        return write_uci_report(partial, args.out, args.data, budget, command, time.time() - t0)
 
-        result = uci_benchmark(args.data, args.datasets, args.splits, tuple(args.methods or METHODS), budget,
-                               export_dir=os.path.join(args.out, "models"), on_dataset=report)
-    except (ValueError, OSError) as e:
-        raise UserError(str(e)) from None
+    result = uci_benchmark(args.data, args.datasets, args.splits, tuple(args.methods or METHODS), budget,
+                           export_dir=os.path.join(args.out, "models"), on_dataset=report)
     print(report(result))
     print(f"wrote {os.path.join(args.out, 'uci.json')} and uci.md; Bayesian ensembles in "
           f"{os.path.join(args.out, 'models')}")
@@ -510,21 +504,28 @@ def main(argv=None):
                 "schedules": lambda _: print(_schedule_help())}
     try:
         commands[args.command](args)
-    except UserError as e:
-        print(f"dgbn: error: {e}", file=sys.stderr)
+    except (InputError, OSError) as e:  # what the user gave: a value, a path (ResumeConflict is an InputError)
+        print(f"dgbn: error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except Exception as e:  # noqa: BLE001 - only the two reported kinds below; others re-raise
-        from tfp_dgbn.fit.resume import NonFiniteLoss, ResumeConflict
+    except Exception as e:  # noqa: BLE001 - reported in one line; --debug shows the traceback
+        from tfp_dgbn.fit.resume import NonFiniteLoss
 
-        if isinstance(e, ResumeConflict):
-            print(f"dgbn: error: {e}", file=sys.stderr)
-            return 2
         if isinstance(e, NonFiniteLoss):
             print(f"dgbn: {e}; the last good checkpoint and any previous export were kept "
                   f"(try a smaller --learning-rate)", file=sys.stderr)
             return 3
-        raise
+        if args.debug:
+            raise
+        print(f"dgbn: internal error: {type(e).__name__}: {_one_line(e)} (run again with --debug for the "
+              "traceback, and report it)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _one_line(error):
+    """An exception's message on one line (TensorFlow's span several)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ Notebooks are stored without outputs; executed copies go to ``out_dir``.
 import os
 import time
 
+from tfp_dgbn.validate import InputError
+
 NOTEBOOKS = ("01_simple_distribution.ipynb", "02_discrete_distribution.ipynb", "03_ring_dataset.ipynb",
              "04_generative_rings.ipynb", "05_savedmodel_and_tensorboard.ipynb", "06_real_tables.ipynb")
 
@@ -49,7 +51,7 @@ def run_notebook(path, parameters=None, workdir=".", out=None, timeout=3600):
         index = next((i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])),
                      None)
         if index is None:
-            raise ValueError(f"{path!r} has no cell tagged 'parameters'")
+            raise InputError(f"{path!r} has no cell tagged 'parameters'")
         source = "# Injected parameters\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
         cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
         nb.cells.insert(index + 1, cell)

@@ -19,7 +19,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_dgbn.model.heads import make_head
-from tfp_dgbn.validate import check_features, check_positive_int
+from tfp_dgbn.validate import InputError, check_features, check_positive_int
 
 tfd = tfp.distributions
 
@@ -118,7 +118,7 @@ class Predictor:
     def probs(self, features, num_samples=64):
         """Predictive class probabilities [B, K] (the mean of the per-draw softmax) of a categorical model."""
         if self.head.family != "categorical":
-            raise ValueError(f"probs needs a categorical head; this model's is {self.head.family!r}")
+            raise InputError(f"probs needs a categorical head; this model's is {self.head.family!r}")
         return self.summary(features, num_samples)["probs"]
 
     def summarize(self, draws):
@@ -130,7 +130,7 @@ def members(model):
     """The networks of a model: a `BayesianModel`, or a list of them (a Bayesian ensemble)."""
     models = list(model) if isinstance(model, (list, tuple)) else [model]
     if not models:
-        raise ValueError("an ensemble needs at least one model")
+        raise InputError("an ensemble needs at least one model")
     return models
 
 
@@ -218,7 +218,7 @@ def central_interval(dist, level=0.9, support_max=None):
       (lower, upper), numpy arrays [B].
     """
     if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+        raise InputError(f"level must be in (0, 1), got {level!r}")
     q = np.array([(1 - level) / 2, (1 + level) / 2])
     mean = np.asarray(dist.mean(), "float64")
     sd = np.asarray(dist.stddev(), "float64")

@@ -15,6 +15,8 @@ held-out rows of a table, HMC starting points.
 """
 import numpy as np
 
+from tfp_dgbn.validate import InputError
+
 ROLES = {"train": 1, "val": 2, "test": 3, "stream": 4, "shard": 5, "evaluate": 6, "pit": 7, "ood": 8, "folds": 9,
          "holdout": 10, "hmc": 11, "early-stopping": 12}
 
@@ -28,7 +30,7 @@ def key(seed, role, *path):
       *path: integers below the role (a split's size, a worker and a step, a fold, ...).
     """
     if role not in ROLES:
-        raise ValueError(f"unknown seed role {role!r}; choose one of {sorted(ROLES)}")
+        raise InputError(f"unknown seed role {role!r}; choose one of {sorted(ROLES)}")
     return [int(seed), ROLES[role], len(path), *(int(p) for p in path)]
 
 

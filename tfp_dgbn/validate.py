@@ -2,6 +2,18 @@
 import numpy as np
 
 
+class InputError(ValueError):
+    """A value the caller gave is not acceptable: the message names it (the CLI's one-line error, exit 2).
+
+    Every check of the package raises this; any other exception is an internal error.
+    """
+
+
+def shown(value):
+    """``repr`` of a value as a user wrote it: numbers as numbers (``nan``, not ``np.float64(nan)``)."""
+    return repr(value.item()) if isinstance(value, np.generic) else repr(value)
+
+
 def check_positive_int(value, name):
     """``int(value)``; ValueError "{name} must be a positive integer, got {value!r}" otherwise (bools refused)."""
     try:
@@ -9,7 +21,7 @@ def check_positive_int(value, name):
     except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise InputError(f"{name} must be a positive integer, got {shown(value)}")
     return int(value)
 
 
@@ -19,16 +31,16 @@ def check_features(x, num_features=1, name="features"):
     if x.ndim == 1 and num_features == 1:
         x = x[:, None]
     if x.ndim != 2 or x.shape[1] != num_features:
-        raise ValueError(f"{name} must have shape [batch, {num_features}], got {list(x.shape)}")
+        raise InputError(f"{name} must have shape [batch, {num_features}], got {list(x.shape)}")
     bad = np.argwhere(~np.isfinite(x))
     if bad.size:
         row, col = bad[0]
-        raise ValueError(f"{name} must be finite: row {row}, column {col} is {x[row, col]!r}")
+        raise InputError(f"{name} must be finite: row {row}, column {col} is {shown(x[row, col])}")
     # Models take float32: a finite float64 beyond float32's range would become inf.
     too_big = np.argwhere(np.abs(x) > np.finfo(np.float32).max)
     if too_big.size:
         row, col = too_big[0]
-        raise ValueError(f"{name} must fit in float32 (|x| <= 3.4e38): row {row}, column {col} is {x[row, col]!r}")
+        raise InputError(f"{name} must fit in float32 (|x| <= 3.4e38): row {row}, column {col} is {shown(x[row, col])}")
     return x.astype("float32")
 
 
@@ -37,7 +49,7 @@ def check_kl_weight(value):
     try:
         w = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"kl_weight must be a number, got {value!r}") from None
+        raise InputError(f"kl_weight must be a number, got {value!r}") from None
     if not np.isfinite(w) or w < 0:
-        raise ValueError(f"kl_weight must be finite and >= 0, got {value!r}")
+        raise InputError(f"kl_weight must be finite and >= 0, got {value!r}")
     return w

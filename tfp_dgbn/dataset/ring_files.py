@@ -29,6 +29,7 @@ import tfp_dgbn
 from tfp_dgbn.atomic import writable_parent
 from tfp_dgbn import seeds
 from tfp_dgbn.simulate import rings
+from tfp_dgbn.validate import InputError
 
 FORMAT = "tfp_dgbn.rings/1"
 SPLITS = ("train", "val", "test")
@@ -38,10 +39,10 @@ DTYPES = {"features": "float32", "noised": "uint16", "true_ring": "float16", "ex
 def split_sizes(n, fractions=(0.8, 0.1, 0.1)):
     """Sizes of train/val/test for n rings; each >= 1."""
     if isinstance(n, bool) or int(n) != n or n < 3:
-        raise ValueError(f"n must be an integer >= 3 (one ring per split at least), got {n!r}")
+        raise InputError(f"n must be an integer >= 3 (one ring per split at least), got {n!r}")
     fractions = np.asarray(fractions, "float64")
     if fractions.shape != (3,) or not np.all(fractions > 0) or not np.isclose(fractions.sum(), 1):
-        raise ValueError(f"split fractions must be three positive numbers summing to 1, got {fractions.tolist()}")
+        raise InputError(f"split fractions must be three positive numbers summing to 1, got {fractions.tolist()}")
     val, test = (max(1, int(round(n * f))) for f in fractions[1:])
     return {"train": int(n) - val - test, "val": val, "test": test}
 
@@ -77,16 +78,16 @@ def write_rings(path, n, seed=0, config=None, fractions=(0.8, 0.1, 0.1), expecte
     else:
         bad = {k: v for k, v in sizes.items() if k not in SPLITS or isinstance(v, bool) or int(v) != v or v < 1}
         if bad or not sizes:
-            raise ValueError(f"sizes must map splits of {SPLITS} to positive integers, got {sizes!r}")
+            raise InputError(f"sizes must map splits of {SPLITS} to positive integers, got {sizes!r}")
         sizes = {k: int(sizes[k]) for k in SPLITS if k in sizes}
         n = sum(sizes.values())
     unknown = set(expected_splits) - set(SPLITS)
     if unknown:
-        raise ValueError(f"expected_splits must name splits of {SPLITS}, got {sorted(unknown)}")
+        raise InputError(f"expected_splits must name splits of {SPLITS}, got {sorted(unknown)}")
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     if not str(path).endswith(".npz"):
-        raise ValueError(f"output path must end in .npz, got {path!r}")
+        raise InputError(f"output path must end in .npz, got {path!r}")
     try:
         parent = writable_parent(path)
         tmp = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".tmp-", dir=parent)
@@ -168,15 +169,15 @@ def _open(path):
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path!r} is not a readable .npz ring dataset ({e})") from None
+        raise InputError(f"{path!r} is not a readable .npz ring dataset ({e})") from None
 
 
 def _metadata(data, path):
     if "metadata" not in data.files:
-        raise ValueError(f"{path!r} has no metadata: not a tfp_dgbn ring dataset")
+        raise InputError(f"{path!r} has no metadata: not a tfp_dgbn ring dataset")
     meta = json.loads(str(data["metadata"]))
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path!r} has format {meta.get('format')!r}, expected {FORMAT!r}")
+        raise InputError(f"{path!r} has format {meta.get('format')!r}, expected {FORMAT!r}")
     return meta
 
 
@@ -188,7 +189,7 @@ def load_rings(path, split="train"):
       `RingConfig.from_dict`.
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise InputError(f"split must be one of {SPLITS}, got {split!r}")
     with _open(path) as data:
         meta = _metadata(data, path)
         arrays = {key.split("/", 1)[1]: data[key] for key in data.files if key.startswith(split + "/")}

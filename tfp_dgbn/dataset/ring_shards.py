@@ -35,7 +35,7 @@ from tfp_dgbn.dataset.ring_files import SPLITS, split_sizes, write_rings
 from tfp_dgbn.dataset.sources import Source, _to_float
 from tfp_dgbn import seeds
 from tfp_dgbn.simulate import rings
-from tfp_dgbn.validate import check_positive_int
+from tfp_dgbn.validate import InputError, check_positive_int
 
 FORMAT = "tfp_dgbn.ring-shards/1"
 MANIFEST = "manifest.json"
@@ -83,9 +83,9 @@ def write_shards(directory, n, shards, seed=0, config=None, fractions=(0.8, 0.1,
     config = config or rings.RingConfig()
     sizes = split_sizes(n, fractions)
     if isinstance(shards, bool) or int(shards) != shards or not 1 <= shards <= sizes["train"]:
-        raise ValueError(f"shards must be an integer in [1, {sizes['train']}] (the train size), got {shards!r}")
+        raise InputError(f"shards must be an integer in [1, {sizes['train']}] (the train size), got {shards!r}")
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     shards, seed = int(shards), int(seed)
     counts = [len(a) for a in np.array_split(np.arange(sizes["train"]), shards)]
     manifest = {"format": FORMAT, "version": tfp_dgbn.__version__, "seed": seed, "config": config.to_dict(),
@@ -116,13 +116,13 @@ def _resolve(path_or_glob):
         return path_or_glob, None
     matches = sorted(glob.glob(path_or_glob))
     if not matches:
-        raise ValueError(f"no files match {path_or_glob!r}")
+        raise InputError(f"no files match {path_or_glob!r}")
     if any(not m.endswith(".tfrecord") for m in matches):
-        raise ValueError(f"{path_or_glob!r} matches files that are not .tfrecord shards: "
+        raise InputError(f"{path_or_glob!r} matches files that are not .tfrecord shards: "
                          f"{[m for m in matches if not m.endswith('.tfrecord')][:3]}")
     dirs = {os.path.dirname(os.path.abspath(m)) for m in matches}
     if len(dirs) != 1:
-        raise ValueError(f"{path_or_glob!r} matches shards in several directories {sorted(dirs)}; "
+        raise InputError(f"{path_or_glob!r} matches shards in several directories {sorted(dirs)}; "
                          "use one dataset directory")
     return os.path.join(dirs.pop(), MANIFEST), matches
 
@@ -141,38 +141,38 @@ def open_shards(path_or_glob, verify_checksums=False):
     """
     manifest_path, chosen = _resolve(str(path_or_glob))
     if not os.path.exists(manifest_path):
-        raise ValueError(f"no {MANIFEST} at {manifest_path!r} (write shards with dgbn simulate --shards K)")
+        raise InputError(f"no {MANIFEST} at {manifest_path!r} (write shards with dgbn simulate --shards K)")
     try:
         with open(manifest_path) as f:
             manifest = json.load(f)
     except (OSError, ValueError) as e:
-        raise ValueError(f"{manifest_path!r} is not a readable manifest ({e})") from None
+        raise InputError(f"{manifest_path!r} is not a readable manifest ({e})") from None
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"{manifest_path!r} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+        raise InputError(f"{manifest_path!r} has format {manifest.get('format')!r}, expected {FORMAT!r}")
     root = os.path.dirname(os.path.abspath(manifest_path))
     listed = {s["file"]: s for s in manifest["shards"]}
     if chosen is not None:
         unlisted = [c for c in chosen if os.path.basename(c) not in listed]
         if unlisted:
-            raise ValueError(f"shard {unlisted[0]!r} is not listed in {manifest_path!r}")
+            raise InputError(f"shard {unlisted[0]!r} is not listed in {manifest_path!r}")
         entries = [listed[os.path.basename(c)] for c in chosen]
     else:
         entries = manifest["shards"]
         on_disk = {os.path.basename(p) for p in glob.glob(os.path.join(root, "*.tfrecord"))}
         extra = sorted(on_disk - set(listed))
         if extra:
-            raise ValueError(f"shard {os.path.join(root, extra[0])!r} is not listed in {manifest_path!r}: "
+            raise InputError(f"shard {os.path.join(root, extra[0])!r} is not listed in {manifest_path!r}: "
                              "the manifest does not match its shards")
     for entry in entries:
         path = os.path.join(root, entry["file"])
         if not os.path.exists(path):
-            raise ValueError(f"shard {path!r} listed in {manifest_path!r} is missing")
+            raise InputError(f"shard {path!r} listed in {manifest_path!r} is missing")
         size = os.path.getsize(path)
         if size != entry["bytes"]:
-            raise ValueError(f"shard {path!r} has {size} bytes, the manifest says {entry['bytes']}: "
+            raise InputError(f"shard {path!r} has {size} bytes, the manifest says {entry['bytes']}: "
                              f"{'truncated' if size < entry['bytes'] else 'altered'}")
         if verify_checksums and _sha256(path) != entry["sha256"]:
-            raise ValueError(f"shard {path!r} does not match its sha256 in {manifest_path!r}")
+            raise InputError(f"shard {path!r} does not match its sha256 in {manifest_path!r}")
     heldout = os.path.join(root, manifest.get("heldout", HELDOUT))
     return ShardSource([os.path.join(root, e["file"]) for e in entries], sum(e["rings"] for e in entries),
                        rings.RingConfig.from_dict(manifest["config"]), manifest["seed"],
@@ -199,7 +199,7 @@ class ShardSource(Source):
         files = tf.data.Dataset.from_tensor_slices(self.files)
         if num_pipelines > 1:
             if len(self.files) < num_pipelines:
-                raise ValueError(f"{len(self.files)} shard(s) cannot feed {num_pipelines} workers: write at "
+                raise InputError(f"{len(self.files)} shard(s) cannot feed {num_pipelines} workers: write at "
                                  f"least {num_pipelines} shards (dgbn simulate --shards)")
             files = files.shard(num_pipelines, pipeline)  # each worker reads its own files
         files = files.shuffle(len(self.files), seed=self.seed, reshuffle_each_iteration=True)
@@ -226,5 +226,5 @@ def heldout_splits(source_or_path):
 
     path = source_or_path.heldout if isinstance(source_or_path, ShardSource) else source_or_path
     if path is None or not os.path.exists(path):
-        raise ValueError(f"the shard dataset has no {HELDOUT} with the exact held-out rings")
+        raise InputError(f"the shard dataset has no {HELDOUT} with the exact held-out rings")
     return tuple(load_rings(path, split)[0] for split in SPLITS[1:])

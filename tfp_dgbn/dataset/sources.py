@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from tfp_dgbn import seeds
 from tfp_dgbn.simulate import rings
-from tfp_dgbn.validate import check_positive_int
+from tfp_dgbn.validate import InputError, check_positive_int
 
 
 class Source:
@@ -119,7 +119,7 @@ class ArraySource(Source):
         self.inputs = np.asarray(inputs, "float32")
         self.targets = np.asarray(targets)
         if len(self.inputs) != len(self.targets) or len(self.inputs) == 0:
-            raise ValueError(f"inputs and targets must hold the same positive number of {name}, got "
+            raise InputError(f"inputs and targets must hold the same positive number of {name}, got "
                              f"{len(self.inputs)} and {len(self.targets)}")
         self.num_train, self.seed = len(self.inputs), int(seed)
         self.name = f"{self.num_train} {name} in memory"

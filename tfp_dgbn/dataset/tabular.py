@@ -17,19 +17,20 @@ import os
 import numpy as np
 
 from tfp_dgbn import seeds
+from tfp_dgbn.validate import InputError
 
 
 def _check_names(path, columns, target, features):
     if target not in columns:
-        raise ValueError(f"{path!r} has no column {target!r} (columns: {', '.join(columns)})")
+        raise InputError(f"{path!r} has no column {target!r} (columns: {', '.join(columns)})")
     features = [c for c in columns if c != target] if features is None else list(features)
     missing = [f for f in features if f not in columns]
     if missing:
-        raise ValueError(f"{path!r} has no column {missing[0]!r} (columns: {', '.join(columns)})")
+        raise InputError(f"{path!r} has no column {missing[0]!r} (columns: {', '.join(columns)})")
     if target in features:
-        raise ValueError(f"column {target!r} cannot be both the target and a feature")
+        raise InputError(f"column {target!r} cannot be both the target and a feature")
     if not features:
-        raise ValueError(f"{path!r} has no feature columns besides the target {target!r}")
+        raise InputError(f"{path!r} has no feature columns besides the target {target!r}")
     return features
 
 
@@ -39,28 +40,28 @@ def _read_csv(path):
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
-            raise ValueError(f"{path!r} is empty (a header row of column names is needed)") from None
+            raise InputError(f"{path!r} is empty (a header row of column names is needed)") from None
         if len(set(header)) != len(header) or "" in header:
-            raise ValueError(f"{path!r}: the header row must name every column once, got {header}")
+            raise InputError(f"{path!r}: the header row must name every column once, got {header}")
         rows = []
         for line, row in enumerate(reader, start=2):
             if not row:
                 continue
             if len(row) != len(header):
-                raise ValueError(f"{path!r} row {line} has {len(row)} values, the header has {len(header)}")
+                raise InputError(f"{path!r} row {line} has {len(row)} values, the header has {len(header)}")
             values = []
             for name, cell in zip(header, row):
                 try:
                     v = float(cell)
                 except ValueError:
                     what = "is empty" if not cell.strip() else f"is not a number: {cell!r}"
-                    raise ValueError(f"{path!r} row {line}, column {name!r} {what}") from None
+                    raise InputError(f"{path!r} row {line}, column {name!r} {what}") from None
                 if not np.isfinite(v):
-                    raise ValueError(f"{path!r} row {line}, column {name!r} is {cell.strip()!r}: values must be finite")
+                    raise InputError(f"{path!r} row {line}, column {name!r} is {cell.strip()!r}: values must be finite")
                 values.append(v)
             rows.append(values)
     if not rows:
-        raise ValueError(f"{path!r} has a header but no rows")
+        raise InputError(f"{path!r} has a header but no rows")
     table = np.asarray(rows, "float64")
     return {name: table[:, j] for j, name in enumerate(header)}, 2
 
@@ -71,15 +72,15 @@ def _read_npz(path):
     lengths = {name: a.shape for name, a in columns.items()}
     for name, a in columns.items():
         if a.ndim != 1:
-            raise ValueError(f"{path!r} column {name!r} has shape {list(a.shape)}; each column must be 1-D")
+            raise InputError(f"{path!r} column {name!r} has shape {list(a.shape)}; each column must be 1-D")
         if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-            raise ValueError(f"{path!r} column {name!r} has dtype {a.dtype}, not a real number type")
+            raise InputError(f"{path!r} column {name!r} has dtype {a.dtype}, not a real number type")
     if len({s[0] for s in lengths.values()}) > 1:
-        raise ValueError(f"{path!r} columns differ in length: {dict((k, v[0]) for k, v in lengths.items())}")
+        raise InputError(f"{path!r} columns differ in length: {dict((k, v[0]) for k, v in lengths.items())}")
     for name, a in columns.items():
         bad = np.flatnonzero(~np.isfinite(a.astype("float64")))
         if bad.size:
-            raise ValueError(f"{path!r} row {bad[0]}, column {name!r} is {float(a[bad[0]])!r}: values must be finite")
+            raise InputError(f"{path!r} row {bad[0]}, column {name!r} is {float(a[bad[0]])!r}: values must be finite")
     return {k: v.astype("float64") for k, v in columns.items()}, 0
 
 
@@ -105,13 +106,13 @@ def load_table(path, target, features=None, integer_target=False):
     elif str(path).endswith(".npz"):
         columns, first_row = _read_npz(path)
     else:
-        raise ValueError(f"data file must end in .csv or .npz, got {path!r}")
+        raise InputError(f"data file must end in .csv or .npz, got {path!r}")
     features = _check_names(path, list(columns), target, features)
     y = columns[target]
     if integer_target:
         bad = np.flatnonzero((y < 0) | (y != np.round(y)))
         if bad.size:
-            raise ValueError(f"{path!r} row {bad[0] + first_row}, column {target!r} is {float(y[bad[0]])!r}: "
+            raise InputError(f"{path!r} row {bad[0] + first_row}, column {target!r} is {float(y[bad[0]])!r}: "
                              "a count/class target must be a non-negative integer")
         y = y.astype("int64")
     else:
@@ -123,11 +124,11 @@ def load_table(path, target, features=None, integer_target=False):
 def split_table(x, y, holdout=0.2, seed=0):
     """Seeded random split into (x_train, y_train), (x_held, y_held); ``holdout`` is the held-out fraction."""
     if not 0 < holdout < 1:
-        raise ValueError(f"holdout must be in (0, 1), got {holdout!r}")
+        raise InputError(f"holdout must be in (0, 1), got {holdout!r}")
     n = len(y)
     n_held = int(round(n * holdout))
     if n_held < 1 or n - n_held < 1:
-        raise ValueError(f"{n} rows cannot be split {1 - holdout:.0%}/{holdout:.0%} (need one row on each side)")
+        raise InputError(f"{n} rows cannot be split {1 - holdout:.0%}/{holdout:.0%} (need one row on each side)")
     order = seeds.rng(seed, "holdout").permutation(n)
     held, train = order[:n_held], order[n_held:]
     return (x[train], y[train]), (x[held], y[held])

@@ -13,6 +13,8 @@ centre as a hit weighted by its count:
 """
 import numpy as np
 
+from tfp_dgbn.validate import InputError
+
 
 def ring_statistics(images, min_hits=4):
     """Fit each image's ring.
@@ -27,10 +29,10 @@ def ring_statistics(images, min_hits=4):
       ``radius`` and ``width`` (pixels).
     """
     if min_hits < 4:
-        raise ValueError(f"min_hits must be >= 4 (three fitted parameters), got {min_hits!r}")
+        raise InputError(f"min_hits must be >= 4 (three fitted parameters), got {min_hits!r}")
     c = np.asarray(images, "float64")
     if c.ndim != 3 or c.shape[1] != c.shape[2]:
-        raise ValueError(f"images must have shape [N, S, S], got {c.shape}")
+        raise InputError(f"images must have shape [N, S, S], got {c.shape}")
     size = c.shape[-1]
     axis = np.arange(size) - size / 2.0 + 0.5
     x, y = np.meshgrid(axis, axis)  # x varies along columns, y along rows

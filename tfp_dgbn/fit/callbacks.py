@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tfp_dgbn.fit.schedules import KLSchedule
 from tfp_dgbn.tfk import keras
+from tfp_dgbn.validate import InputError
 
 
 class KLAnnealing(keras.callbacks.Callback):
@@ -26,7 +27,7 @@ class KLAnnealing(keras.callbacks.Callback):
         if not isinstance(schedule, KLSchedule):
             raise TypeError(f"schedule must be a KLSchedule, got {schedule!r}")
         if update not in ("epoch", "batch"):
-            raise ValueError(f"update must be 'epoch' or 'batch', got {update!r}")
+            raise InputError(f"update must be 'epoch' or 'batch', got {update!r}")
         self.schedule = schedule
         self.update = update
         self._epoch = 0

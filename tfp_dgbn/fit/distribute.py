@@ -28,7 +28,7 @@ import warnings
 import tensorflow as tf
 
 from tfp_dgbn.fit import STRATEGIES
-from tfp_dgbn.validate import check_positive_int
+from tfp_dgbn.validate import InputError, check_positive_int
 
 _CACHE = {}
 
@@ -53,14 +53,14 @@ def configure_cpu_devices(n):
     except RuntimeError:
         have = len(tf.config.list_logical_devices("CPU"))
         if have != int(n):
-            raise ValueError(f"cannot split the CPU into {n} devices: TensorFlow already runs with {have}; "
+            raise InputError(f"cannot split the CPU into {n} devices: TensorFlow already runs with {have}; "
                              "set it before the first TensorFlow operation") from None
 
 
 def _check_tf_config():
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise ValueError("--strategy multiworker needs the TF_CONFIG environment variable "
+        raise InputError("--strategy multiworker needs the TF_CONFIG environment variable "
                          '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
                          '"task": {"type": "worker", "index": 0}})')
     try:
@@ -69,9 +69,9 @@ def _check_tf_config():
         task = conf["task"]
         index = int(task["index"])
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"TF_CONFIG is not a valid cluster spec: {raw!r}") from None
+        raise InputError(f"TF_CONFIG is not a valid cluster spec: {raw!r}") from None
     if not 0 <= index < len(workers) + len(conf["cluster"].get("chief", [])):
-        raise ValueError(f"TF_CONFIG task index {index} is outside the cluster {conf['cluster']}")
+        raise InputError(f"TF_CONFIG task index {index} is outside the cluster {conf['cluster']}")
 
 
 def make_strategy(name="default"):
@@ -81,7 +81,7 @@ def make_strategy(name="default"):
       ValueError: an unknown name, or ``multiworker`` without a valid ``TF_CONFIG``.
     """
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; choose one of {list(STRATEGIES)}")
+        raise InputError(f"unknown strategy {name!r}; choose one of {list(STRATEGIES)}")
     if name == "default":
         return tf.distribute.get_strategy()
     # TFP warns that the Flipout layers' integer-seeded sign flips repeat on

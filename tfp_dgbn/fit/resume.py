@@ -26,6 +26,7 @@ import numpy as np
 from tfp_dgbn.atomic import atomic_directory, recover_directory
 from tfp_dgbn.fit.distribute import worker_path
 from tfp_dgbn.tfk import keras
+from tfp_dgbn.validate import InputError
 
 STATE_FILE = "state.json"
 WEIGHTS = "weights"
@@ -39,7 +40,7 @@ class NonFiniteLoss(RuntimeError):
         super().__init__(f"training stopped: the loss became {value} at epoch {epoch}, batch {batch}")
 
 
-class ResumeConflict(ValueError):
+class ResumeConflict(InputError):
     """A resumable checkpoint exists in the log directory, from a run with other settings."""
 
 

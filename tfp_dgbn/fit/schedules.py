@@ -19,13 +19,13 @@ per batch) to the KL weight w(t) >= 0, and may take feedback from the logs:
 """
 import numpy as np
 
-from tfp_dgbn.validate import check_kl_weight
+from tfp_dgbn.validate import InputError, check_kl_weight
 
 
 def _nonneg(name, value):
     value = float(value)
     if not np.isfinite(value) or value < 0:
-        raise ValueError(f"schedule parameter {name} must be finite and >= 0, got {value!r}")
+        raise InputError(f"schedule parameter {name} must be finite and >= 0, got {value!r}")
     return value
 
 
@@ -33,14 +33,14 @@ def _weight(name, value):
     try:
         return check_kl_weight(value)
     except ValueError:
-        raise ValueError(f"schedule parameter {name} is a KL weight and must be finite and >= 0, "
+        raise InputError(f"schedule parameter {name} is a KL weight and must be finite and >= 0, "
                          f"got {value!r}") from None
 
 
 def _positive(name, value):
     value = float(value)
     if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"schedule parameter {name} must be finite and > 0, got {value!r}")
+        raise InputError(f"schedule parameter {name} must be finite and > 0, got {value!r}")
     return value
 
 
@@ -134,7 +134,7 @@ class Cyclical(KLSchedule):
         self.period = _positive("period", period)
         self.ratio = _positive("ratio", ratio)
         if self.ratio > 1:
-            raise ValueError(f"schedule parameter ratio must be in (0, 1], got {ratio!r}")
+            raise InputError(f"schedule parameter ratio must be in (0, 1], got {ratio!r}")
 
     def __call__(self, t):
         tau = (t % self.period) / self.period
@@ -177,10 +177,10 @@ class Adaptive(KLSchedule):
     def __init__(self, target=1.0, quantity="kl_raw", initial=0.0, gain=1.0, max_step=0.05,
                  min=0.0, max=1.0, mode="proportional"):  # noqa: A002
         if mode not in self.MODES:
-            raise ValueError(f"adaptive mode must be one of {self.MODES}, got {mode!r}")
+            raise InputError(f"adaptive mode must be one of {self.MODES}, got {mode!r}")
         self.mode = mode
         if quantity not in self.QUANTITIES:
-            raise ValueError(f"adaptive quantity must be one of {self.QUANTITIES}, got {quantity!r}")
+            raise InputError(f"adaptive quantity must be one of {self.QUANTITIES}, got {quantity!r}")
         self.target = _positive("target", target)
         self.quantity = quantity
         self.initial = _weight("initial", initial)
@@ -189,7 +189,7 @@ class Adaptive(KLSchedule):
         self.min = _weight("min", min)
         self.max = _weight("max", max)
         if self.min > self.max:
-            raise ValueError(f"adaptive min ({min!r}) must not exceed max ({max!r})")
+            raise InputError(f"adaptive min ({min!r}) must not exceed max ({max!r})")
         self.weight = float(np.clip(self.initial, self.min, self.max))
 
     def measure(self, logs):
@@ -229,7 +229,7 @@ SCHEDULES = {cls.name: cls for cls in (Constant, LinearWarmup, Step, Cyclical, A
 def make_schedule(name, **params):
     """Build a schedule by name with keyword parameters; errors name the bad value."""
     if name not in SCHEDULES:
-        raise ValueError(f"unknown KL schedule {name!r}; choose one of {sorted(SCHEDULES)}")
+        raise InputError(f"unknown KL schedule {name!r}; choose one of {sorted(SCHEDULES)}")
     cls = SCHEDULES[name]
     try:
         return cls(**params)
@@ -238,19 +238,19 @@ def make_schedule(name, **params):
 
         allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
         bad = sorted(set(params) - set(allowed))
-        raise ValueError(f"unknown parameter(s) {bad} for KL schedule {name!r}; allowed: {allowed}") from None
+        raise InputError(f"unknown parameter(s) {bad} for KL schedule {name!r}; allowed: {allowed}") from None
 
 
 def from_spec(spec):
     """Parse "name" or "name:key=value,key=value" (values numbers, or words for quantity)."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"empty KL schedule spec: {spec!r}")
+        raise InputError(f"empty KL schedule spec: {spec!r}")
     name, _, rest = spec.strip().partition(":")
     params = {}
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = item.partition("=")
         if not eq:
-            raise ValueError(f"KL schedule parameter {item!r} in {spec!r} is not key=value")
+            raise InputError(f"KL schedule parameter {item!r} in {spec!r} is not key=value")
         try:
             params[key.strip()] = float(value)
         except ValueError:

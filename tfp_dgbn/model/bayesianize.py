@@ -20,6 +20,7 @@ from tfp_dgbn.model.heads import DistributionHead, make_head
 from tfp_dgbn.model.layers import Conv2DFlipout, DenseFlipout, conv2d_layer, dense_layer
 from tfp_dgbn.model.variational import check_num_train, inverse_softplus
 from tfp_dgbn.tfk import keras
+from tfp_dgbn.validate import InputError
 
 _CONV_KEYS = ("strides", "padding", "data_format", "dilation_rate")
 
@@ -41,7 +42,7 @@ def _convert(layer, num_train, seed, prior_scale, init_scale):
         new = dense_layer("flipout", config["units"], **common)
     else:
         if config.get("groups", 1) != 1:
-            raise ValueError(f"layer {layer.name!r}: grouped convolutions (groups={config['groups']}) "
+            raise InputError(f"layer {layer.name!r}: grouped convolutions (groups={config['groups']}) "
                              "have no Flipout counterpart")
         new = conv2d_layer("flipout", config["filters"], config["kernel_size"],
                            **{k: config[k] for k in _CONV_KEYS}, **common)
@@ -91,7 +92,7 @@ def bayesianize(model, num_train, head, moped_delta=None, min_scale=1e-5, seed=0
     """
     check_num_train(num_train)
     if moped_delta is not None and not (np.isfinite(moped_delta) and moped_delta > 0):
-        raise ValueError(f"moped_delta must be > 0 (e.g. 0.1), got {moped_delta!r}")
+        raise InputError(f"moped_delta must be > 0 (e.g. 0.1), got {moped_delta!r}")
     if not isinstance(model, keras.Model):
         raise TypeError(f"bayesianize needs a tf_keras Model, got {type(model).__name__}")
     head = head if isinstance(head, DistributionHead) else make_head(head)
@@ -104,7 +105,7 @@ def bayesianize(model, num_train, head, moped_delta=None, min_scale=1e-5, seed=0
     width = int(np.prod(head.event_shape, dtype=int)) * head.params_size
     out = body.outputs[0]
     if out.shape[-1] != width or len(out.shape) != 2:
-        raise ValueError(f"the model's output has shape {out.shape.as_list()}; a {head.family} head with event "
+        raise InputError(f"the model's output has shape {out.shape.as_list()}; a {head.family} head with event "
                          f"shape {list(head.event_shape)} needs [batch, {width}]")
     params = keras.layers.Reshape(tuple(head.event_shape) + (head.params_size,), name="params_shape")(out)
     result = BayesianModel(body.inputs, head(params), kl_weight=kl_weight, name=f"bayesian_{model.name}")

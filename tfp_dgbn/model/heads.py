@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_dgbn.tfk import keras
+from tfp_dgbn.validate import InputError
 
 tfd = tfp.distributions
 
@@ -103,7 +104,7 @@ class NormalHead(DistributionHead):
         self.min_scale = float(min_scale)
         self.target_mean, self.target_std = float(target_mean), float(target_std)
         if not (np.isfinite(self.target_mean) and np.isfinite(self.target_std) and self.target_std > 0):
-            raise ValueError(f"target_mean must be finite and target_std > 0, got {target_mean!r}, {target_std!r}")
+            raise InputError(f"target_mean must be finite and target_std > 0, got {target_mean!r}, {target_std!r}")
         super().__init__(event_shape, **kwargs)
 
     params_size = 2
@@ -158,7 +159,7 @@ class CategoricalHead(DistributionHead):
 
     def __init__(self, event_shape=(), num_classes=2, ordinal=False, **kwargs):
         if int(num_classes) < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes!r}")
+            raise InputError(f"num_classes must be >= 2, got {num_classes!r}")
         self.num_classes = int(num_classes)
         self.ordinal = bool(ordinal)
         super().__init__(event_shape, **kwargs)
@@ -192,7 +193,7 @@ HEADS = {cls.family: cls for cls in (NormalHead, PoissonHead, CategoricalHead)}
 def make_head(family, **config):
     """Build a head by family name ('normal', 'poisson', 'categorical')."""
     if family not in HEADS:
-        raise ValueError(f"unknown head {family!r}; choose one of {sorted(HEADS)}")
+        raise InputError(f"unknown head {family!r}; choose one of {sorted(HEADS)}")
     return HEADS[family](**config)
 
 

@@ -19,6 +19,7 @@ from tfp_dgbn.model.variational import (
     ScaledKLDivergence,
 )
 from tfp_dgbn.tfk import keras
+from tfp_dgbn.validate import InputError
 
 _FN_KEYS = (
     "kernel_posterior_fn",
@@ -123,7 +124,7 @@ def _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc="zero
 
 def _check_kind(kind):
     if kind not in LAYER_KINDS:
-        raise ValueError(f"unknown layer kind {kind!r}; choose one of {list(LAYER_KINDS)}")
+        raise InputError(f"unknown layer kind {kind!r}; choose one of {list(LAYER_KINDS)}")
 
 
 def _deterministic_kwargs(seed, bias_loc):

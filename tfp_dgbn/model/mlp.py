@@ -5,6 +5,7 @@ from tfp_dgbn.model.bayesian_model import BayesianModel
 from tfp_dgbn.model.layers import dense_layer
 from tfp_dgbn.model.variational import check_num_train
 from tfp_dgbn.tfk import keras
+from tfp_dgbn.validate import InputError
 
 
 @keras.saving.register_keras_serializable(package="tfp_dgbn")
@@ -48,7 +49,7 @@ def bayesian_mlp(input_dim, head, num_train, hidden=(32, 32), activation="relu",
     """
     check_num_train(num_train)
     if int(input_dim) <= 0:
-        raise ValueError(f"input_dim must be positive, got {input_dim!r}")
+        raise InputError(f"input_dim must be positive, got {input_dim!r}")
     inputs = keras.Input(shape=(int(input_dim),), name="features")
     h = inputs
     if feature_mean is not None:

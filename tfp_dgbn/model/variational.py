@@ -17,7 +17,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_dgbn.tfk import keras
-from tfp_dgbn.validate import check_positive_int
+from tfp_dgbn.validate import InputError, check_positive_int
 
 tfd = tfp.distributions
 
@@ -28,7 +28,7 @@ def inverse_softplus(y):
     """Return x with softplus(x) = y, for y > 0 (a float)."""
     y = float(y)
     if not y > 0:
-        raise ValueError(f"inverse_softplus needs y > 0, got {y!r}")
+        raise InputError(f"inverse_softplus needs y > 0, got {y!r}")
     return float(y + np.log(-np.expm1(-y)))
 
 
@@ -51,7 +51,7 @@ class NormalPrior:
 
     def __init__(self, scale=1.0, fan_in=False):
         if not float(scale) > 0:
-            raise ValueError(f"NormalPrior scale must be > 0, got {scale!r}")
+            raise InputError(f"NormalPrior scale must be > 0, got {scale!r}")
         self.scale = float(scale)
         self.fan_in = bool(fan_in)
 
@@ -94,14 +94,14 @@ class MeanFieldNormalPosterior:
 
     def __init__(self, init_scale=1e-3, loc_init="glorot", seed=0):
         if not float(init_scale) > 0:
-            raise ValueError(f"init_scale must be > 0, got {init_scale!r}")
+            raise InputError(f"init_scale must be > 0, got {init_scale!r}")
         if not isinstance(loc_init, str) or loc_init not in ("glorot", "zeros"):
             try:
                 value = np.asarray(loc_init, "float64")
             except (TypeError, ValueError):
                 value = np.array(np.nan)
             if value.ndim > 1 or value.size == 0 or not np.all(np.isfinite(value)):
-                raise ValueError(f"loc_init must be 'glorot', 'zeros', a finite number or a list of them, "
+                raise InputError(f"loc_init must be 'glorot', 'zeros', a finite number or a list of them, "
                                  f"got {loc_init!r}")
             loc_init = value.tolist()
         self.init_scale = float(init_scale)

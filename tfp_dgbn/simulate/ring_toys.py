@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow_probability as tfp
 
 from tfp_dgbn.simulate import rings
-from tfp_dgbn.validate import check_features
+from tfp_dgbn.validate import InputError, check_features
 
 tfd = tfp.distributions
 
@@ -36,7 +36,7 @@ class RingResidual:
 
     def __post_init__(self):
         if self.feature not in rings.FEATURE_NAMES:
-            raise ValueError(f"feature must be one of {rings.FEATURE_NAMES}, got {self.feature!r}")
+            raise InputError(f"feature must be one of {rings.FEATURE_NAMES}, got {self.feature!r}")
 
     @property
     def column(self):

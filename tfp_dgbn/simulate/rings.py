@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
-from tfp_dgbn.validate import check_positive_int
+from tfp_dgbn.validate import InputError, check_positive_int
 
 FEATURE_NAMES = ("x0", "y0", "R", "w", "theta", "phi")
 NUM_FEATURES = len(FEATURE_NAMES)
@@ -95,19 +95,19 @@ class RingConfig:
             except (TypeError, ValueError):
                 lo = hi = math.nan
             if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-                raise ValueError(f"{name} must be (low, high) with finite low <= high, got {value!r}")
+                raise InputError(f"{name} must be (low, high) with finite low <= high, got {value!r}")
             object.__setattr__(self, name, (lo, hi))
         if self.radius_range[0] <= 0:
-            raise ValueError(f"radius_range must be > 0, got {self.radius_range!r}")
+            raise InputError(f"radius_range must be > 0, got {self.radius_range!r}")
         if self.width_range[0] <= 0:
-            raise ValueError(f"width_range must be > 0, got {self.width_range!r}")
+            raise InputError(f"width_range must be > 0, got {self.width_range!r}")
         if self.theta_range[0] < 0 or self.theta_range[1] >= math.pi / 2:
-            raise ValueError(f"theta_range must lie in [0, pi/2), got {self.theta_range!r}")
+            raise InputError(f"theta_range must lie in [0, pi/2), got {self.theta_range!r}")
         half = self.image_size / 2
         for name in ("x0_range", "y0_range"):
             lo, hi = getattr(self, name)
             if lo < -half or hi > half:
-                raise ValueError(f"{name} {getattr(self, name)!r} leaves the image of image_size {self.image_size} "
+                raise InputError(f"{name} {getattr(self, name)!r} leaves the image of image_size {self.image_size} "
                                  f"(|value| <= {half}); RingConfig.for_image_size rescales the ranges")
         for name in ("ellipticity", "shift", "smear_position", "smear_theta", "smear_radius", "bg_floor", "bg_peak"):
             _real(self, name, lambda v: v >= 0, ">= 0")
@@ -193,7 +193,7 @@ def _integer(config, name, minimum):
     value = getattr(config, name)
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if not (ok and math.isfinite(value) and int(value) == value and value >= minimum):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     object.__setattr__(config, name, int(value))
 
 
@@ -204,7 +204,7 @@ def _real(config, name, test, what):
     except (TypeError, ValueError):
         number = math.nan
     if isinstance(value, bool) or not (math.isfinite(number) and test(number)):
-        raise ValueError(f"{name} must be finite and {what}, got {value!r}")
+        raise InputError(f"{name} must be finite and {what}, got {value!r}")
     object.__setattr__(config, name, number)
 
 
@@ -224,11 +224,11 @@ def check_ring_features(features, config, name="features"):
     try:
         f = np.asarray(features, dtype="float64")
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be numeric, got {features!r:.80}") from e
+        raise InputError(f"{name} must be numeric, got {features!r:.80}") from e
     if f.ndim == 1 and f.shape[0] == NUM_FEATURES:
         f = f[None]
     if f.ndim != 2 or f.shape[1] != NUM_FEATURES:
-        raise ValueError(f"{name} must have shape [batch, {NUM_FEATURES}] ({', '.join(FEATURE_NAMES)}), "
+        raise InputError(f"{name} must have shape [batch, {NUM_FEATURES}] ({', '.join(FEATURE_NAMES)}), "
                          f"got {f.shape}")
     half = config.image_size / 2.0
     rules = [
@@ -246,7 +246,7 @@ def check_ring_features(features, config, name="features"):
             r = int(rows[0])
             if col is None:
                 col = int(np.flatnonzero(~np.isfinite(f[r]))[0])
-            raise ValueError(f"{name}[{r}] {FEATURE_NAMES[col]}={float(f[r, col])!r} {what}")
+            raise InputError(f"{name}[{r}] {FEATURE_NAMES[col]}={float(f[r, col])!r} {what}")
     return f
 
 

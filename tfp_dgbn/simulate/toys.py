@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow_probability as tfp
 
-from tfp_dgbn.validate import check_features
+from tfp_dgbn.validate import InputError, check_features
 
 tfd = tfp.distributions
 
@@ -71,11 +71,11 @@ class ToyDiscrete:
 
     def __post_init__(self):
         if self.law not in ("poisson", "negbin"):
-            raise ValueError(f"law must be 'poisson' or 'negbin', got {self.law!r}")
+            raise InputError(f"law must be 'poisson' or 'negbin', got {self.law!r}")
         if not self.dispersion > 0:
-            raise ValueError(f"dispersion must be > 0, got {self.dispersion!r}")
+            raise InputError(f"dispersion must be > 0, got {self.dispersion!r}")
         if int(self.max_count) < 1:
-            raise ValueError(f"max_count must be >= 1, got {self.max_count!r}")
+            raise InputError(f"max_count must be >= 1, got {self.max_count!r}")
 
     @property
     def family(self):
@@ -128,5 +128,5 @@ TOYS = {"toy-gaussian": ToyGaussian, "toy-discrete": ToyDiscrete, **_ring_toys()
 def make_toy(name, **kwargs):
     """Build a warm-up problem by name: 'toy-gaussian', 'toy-discrete', 'ring-residual', 'ring-count'."""
     if name not in TOYS:
-        raise ValueError(f"unknown toy problem {name!r}; choose one of {sorted(TOYS)}")
+        raise InputError(f"unknown toy problem {name!r}; choose one of {sorted(TOYS)}")
     return TOYS[name](**kwargs)

@@ -13,6 +13,7 @@ from tfp_dgbn.fit.distribute import build_and_compile, make_strategy
 from tfp_dgbn.model.mlp import bayesian_mlp
 from tfp_dgbn.predict import members, model_predictor
 from tfp_dgbn.tfk import keras
+from tfp_dgbn.validate import InputError
 
 
 def train_mlp(x, y, make_head, steps, seed, batch=128, learning_rate=5e-3, feature_mean=None, feature_std=None, **build):
@@ -73,7 +74,7 @@ def cross_validate(grid, fold_nll, n, folds, seed):
       (chosen value, {value: mean NLL over all held-out rows, each row held out once}).
     """
     if isinstance(folds, bool) or int(folds) != folds or not 2 <= int(folds) <= n:
-        raise ValueError(f"folds must be in [2, {n}], got {folds!r}")
+        raise InputError(f"folds must be in [2, {n}], got {folds!r}")
     parts = np.array_split(seeds.rng(seed, "folds").permutation(n), int(folds))
     scores = {}
     for value in grid:

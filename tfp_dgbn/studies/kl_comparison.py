@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from tfp_dgbn.atomic import atomic_file
+from tfp_dgbn.validate import InputError
 
 
 def strategies(epochs):
@@ -47,7 +48,7 @@ def compare_kl_strategies(base_config, out_dir, names=None):
     names = names or list(specs)
     unknown = set(names) - set(specs)
     if unknown:
-        raise ValueError(f"unknown strategies {sorted(unknown)}; choose from {sorted(specs)}")
+        raise InputError(f"unknown strategies {sorted(unknown)}; choose from {sorted(specs)}")
     results = {}
     for name in names:
         slug = name.replace(" ", "_")

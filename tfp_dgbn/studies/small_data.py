@@ -29,6 +29,7 @@ from tfp_dgbn.evaluate.metrics import interval_coverage, mean_se
 from tfp_dgbn.model.heads import make_head
 from tfp_dgbn.simulate.toys import make_toy
 from tfp_dgbn.studies.fitting import cross_validate, log_predictive, train_mlp
+from tfp_dgbn.validate import InputError
 
 SIZES = (50, 200, 1000, 5000)
 BAYESIAN = "Bayesian (Flipout)"
@@ -129,7 +130,7 @@ def small_data_study(task="toy-gaussian", sizes=SIZES, steps=3000, n_test=5000, 
     tunable = [name for name, spec in MODELS.items() if spec.knob]
     unknown = sorted(set(settings or {}) - set(tunable))
     if unknown:
-        raise ValueError(f"settings name models without a knob: {unknown}; choose from {tunable}")
+        raise InputError(f"settings name models without a knob: {unknown}; choose from {tunable}")
     toy = make_toy(task)
     family = "normal" if task == "toy-gaussian" else "poisson"
     x_test, y_test = toy.sample(n_test, seed=seeds.key(seed, "test"))

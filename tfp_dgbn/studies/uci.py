@@ -41,6 +41,7 @@ from tfp_dgbn.evaluate.metrics import mean_se
 from tfp_dgbn.model.heads import head_for_targets
 from tfp_dgbn.predict import central_interval
 from tfp_dgbn.studies.fitting import cross_validate, log_predictive, train_mlp
+from tfp_dgbn.validate import InputError
 
 METHODS = ("flipout", "flipout-tempered", "bayesian-ensemble", "mc-dropout", "deep-ensemble", "ngboost")
 BAYESIAN = ("flipout", "flipout-tempered", "bayesian-ensemble")
@@ -75,7 +76,7 @@ def _read_ints(path):
     try:
         return np.atleast_1d(np.loadtxt(path, dtype="float64")).astype("int64")
     except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read integers from {path!r}: {e}") from None
+        raise InputError(f"cannot read integers from {path!r}: {e}") from None
 
 
 def load_uci(folder):
@@ -83,13 +84,13 @@ def load_uci(folder):
     name = os.path.basename(os.path.normpath(folder))
     path = os.path.join(folder, "data.txt")
     if not os.path.exists(path):
-        raise ValueError(f"{folder!r} has no data.txt (a UCI dataset folder needs data.txt, index_features.txt, "
+        raise InputError(f"{folder!r} has no data.txt (a UCI dataset folder needs data.txt, index_features.txt, "
                          "index_target.txt and index_train_K.txt / index_test_K.txt)")
     data = np.loadtxt(path, dtype="float64", ndmin=2)
     features = _read_ints(os.path.join(folder, "index_features.txt"))
     target = int(_read_ints(os.path.join(folder, "index_target.txt"))[0])
     if max(features.max(), target) >= data.shape[1]:
-        raise ValueError(f"{folder!r}: column index {max(features.max(), target)} but data.txt has "
+        raise InputError(f"{folder!r}: column index {max(features.max(), target)} but data.txt has "
                          f"{data.shape[1]} columns")
     n_splits = int(_read_ints(os.path.join(folder, "n_splits.txt"))[0])
     splits = []
@@ -97,7 +98,7 @@ def load_uci(folder):
         train = _read_ints(os.path.join(folder, f"index_train_{k}.txt"))
         test = _read_ints(os.path.join(folder, f"index_test_{k}.txt"))
         if max(train.max(), test.max()) >= len(data) or np.intersect1d(train, test).size:
-            raise ValueError(f"{folder!r} split {k}: row indices out of range or shared by train and test")
+            raise InputError(f"{folder!r} split {k}: row indices out of range or shared by train and test")
         splits.append((train, test))
     def protocol(file, default):
         path = os.path.join(folder, file)
@@ -110,15 +111,15 @@ def load_uci(folder):
 def find_datasets(data_dir, names=None):
     """The dataset folders below ``data_dir`` (every subfolder holding data.txt), or the ``names`` asked for."""
     if not os.path.isdir(data_dir):
-        raise ValueError(f"no UCI data folder at {data_dir!r}")
+        raise InputError(f"no UCI data folder at {data_dir!r}")
     have = sorted(d for d in os.listdir(data_dir) if os.path.exists(os.path.join(data_dir, d, "data.txt")))
     if names:
         missing = sorted(set(names) - set(have))
         if missing:
-            raise ValueError(f"no dataset {missing} in {data_dir!r} (have: {', '.join(have) or 'none'})")
+            raise InputError(f"no dataset {missing} in {data_dir!r} (have: {', '.join(have) or 'none'})")
         have = [n for n in have if n in names]
     if not have:
-        raise ValueError(f"{data_dir!r} holds no dataset folder (a subfolder with data.txt)")
+        raise InputError(f"{data_dir!r} holds no dataset folder (a subfolder with data.txt)")
     return [os.path.join(data_dir, n) for n in have]
 
 
@@ -210,7 +211,7 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
         elif method == "ngboost":
             scores = _ngboost(x, y, x_test, y_test, b.seed)
         else:
-            raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
+            raise InputError(f"unknown method {method!r}; choose from {list(METHODS)}")
         lp, mean, lo, hi = scores
         out[method] = {"test_ll": float(lp.mean()), "rmse": float(np.sqrt(np.mean((mean - y_test) ** 2))),
                        "coverage90": float(np.mean((y_test >= lo) & (y_test <= hi))),
@@ -242,7 +243,7 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
     budget = budget or Budget()
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
-        raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}")
+        raise InputError(f"unknown methods {unknown}; choose from {list(METHODS)}")
     results = {}
     for folder in find_datasets(data_dir, datasets):
         data = load_uci(folder)

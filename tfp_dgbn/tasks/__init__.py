@@ -7,6 +7,7 @@ follow from the settings class.
 from tfp_dgbn.tasks.rings import RingTask
 from tfp_dgbn.tasks.table import TableTask
 from tfp_dgbn.tasks.toys import TOY_TASKS
+from tfp_dgbn.validate import InputError
 
 TASKS = {task.name: task for task in (RingTask(), TableTask()) + TOY_TASKS}
 
@@ -14,5 +15,5 @@ TASKS = {task.name: task for task in (RingTask(), TableTask()) + TOY_TASKS}
 def make_settings(task, **settings):
     """The settings object of ``task`` with ``settings`` overriding its defaults (ValueError names a bad one)."""
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
+        raise InputError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
     return TASKS[task].settings(task=task, **settings)

@@ -21,7 +21,7 @@ import numpy as np
 
 from tfp_dgbn.fit import STRATEGIES
 from tfp_dgbn.fit.schedules import from_spec
-from tfp_dgbn.validate import check_positive_int
+from tfp_dgbn.validate import InputError, check_positive_int
 
 
 def setting(default, help, **cli):
@@ -81,15 +81,15 @@ class TrainSettings:
 
         if self.task not in TASKS or not isinstance(self, TASKS[self.task].settings):
             names = sorted(n for n, t in TASKS.items() if isinstance(self, t.settings))
-            raise ValueError(f"unknown task {self.task!r} for {type(self).__name__}; choose one of {names}")
+            raise InputError(f"unknown task {self.task!r} for {type(self).__name__}; choose one of {names}")
         for name in self.positive:
             check_positive_int(getattr(self, name), name)
         if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+            raise InputError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         for f in dataclasses.fields(self):
             value, choices = getattr(self, f.name), f.metadata.get("choices")
             if choices and value not in choices:
-                raise ValueError(f"{f.name} must be one of {list(choices)}, got {value!r}")
+                raise InputError(f"{f.name} must be one of {list(choices)}, got {value!r}")
             if isinstance(f.default, tuple) and f.metadata.get("each", int) is int:  # layer sizes
                 setattr(self, f.name, tuple(check_positive_int(v, f.name) for v in value))
         from_spec(self.kl_schedule)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from tfp_dgbn import seeds
 from tfp_dgbn.simulate import rings
 from tfp_dgbn.tasks.base import SimulatedSizes, Task, TaskData, setting
+from tfp_dgbn.validate import InputError
 
 SOURCES = ("memory", "simulate")
 
@@ -40,12 +41,12 @@ class RingSettings(SimulatedSizes):
     def check(self):
         super().check()
         if self.data is not None and not os.path.exists(self.data):
-            raise ValueError(f"data file {self.data!r} does not exist (make one with dgbn simulate)")
+            raise InputError(f"data file {self.data!r} does not exist (make one with dgbn simulate)")
         if self.data is not None and self.source is not None:
-            raise ValueError("give either data (a .npz) or source, not both")
+            raise InputError("give either data (a .npz) or source, not both")
         source = self.training_source
         if source not in (None,) + SOURCES and not (any(ch in source for ch in "*?[") or os.path.exists(source)):
-            raise ValueError(f"data source {source!r} does not exist (a .npz or a shard directory from dgbn "
+            raise InputError(f"data source {source!r} does not exist (a .npz or a shard directory from dgbn "
                              "simulate, a glob of shards, 'memory' or 'simulate')")
 
     @property
@@ -109,7 +110,7 @@ def ring_inputs(settings):
         train, meta = load_rings(source, "train")
         val, test = load_rings(source, "val")[0], load_rings(source, "test")[0]
         if "expected" not in test:
-            raise ValueError(f"{source!r} has no exact 'expected' images in its test split "
+            raise InputError(f"{source!r} has no exact 'expected' images in its test split "
                              "(write it with dgbn simulate --expected heldout)")
         sim = rings.RingConfig.from_dict(meta["config"])
         return ArraySource(train["features"], train["noised"], settings.seed, name="rings"), val, test, sim

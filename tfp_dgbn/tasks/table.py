@@ -13,6 +13,7 @@ import numpy as np
 
 from tfp_dgbn.dataset.tabular import load_table, split_table
 from tfp_dgbn.tasks.base import Task, TaskData, TrainSettings, setting
+from tfp_dgbn.validate import InputError
 
 
 @dataclass
@@ -29,7 +30,7 @@ class TableSettings(TrainSettings):
 
     def check(self):
         if not self.data or not self.target:
-            raise ValueError("dgbn fit table needs --data FILE.csv|FILE.npz and --target COLUMN")
+            raise InputError("dgbn fit table needs --data FILE.csv|FILE.npz and --target COLUMN")
         super().check()
 
 
