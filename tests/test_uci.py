@@ -75,6 +75,9 @@ def test_every_method_runs_on_a_tiny_subset_in_the_targets_units(tmp_path):
     assert {row["kl_weight"] for row in result["toy"]["flipout-tempered"]["per_split"]} <= {1.0, 0.3, 0.1, 0.03}
     text = (out / "uci.md").read_text()
     assert "dgbn benchmark uci --data" in text and "## toy (2 splits)" in text and "beats every peer" in text
+    (out / "uci.png").unlink()
+    assert main(["benchmark", "uci", "--data", str(data_dir), "--out", str(out), "--replot"]) == 0
+    assert (out / "uci.png").exists() and (out / "uci.md").read_text().splitlines()[0] == text.splitlines()[0]
     import tfp_dgbn
 
     ensemble = tfp_dgbn.load(str(out / "models" / "toy"))

@@ -193,8 +193,10 @@ def build_parser():
     uci.add_argument("--members", type=int, default=5, help="networks per ensemble (default 5)")
     uci.add_argument("--num-samples", type=int, default=64, help="weight draws S of a stochastic predictive")
     uci.add_argument("--seed", type=int, default=0)
-    uci.add_argument("--out", default=os.path.join("runs", "uci"), help="uci.json, uci.md and the exported "
-                                                                         "Bayesian ensembles go here")
+    uci.add_argument("--out", default=os.path.join("runs", "uci"), help="uci.json, uci.md, uci.png and the "
+                                                                         "exported Bayesian ensembles go here")
+    uci.add_argument("--replot", action="store_true",
+                     help="no training: rewrite uci.md and uci.png from OUT/uci.json (e.g. after a partial run)")
 
     sub.add_parser("schedules", help="list KL schedules and their parameters")
     return parser
@@ -418,6 +420,10 @@ def _benchmark(args):
         raise InputError(f"--folds must be >= 2 (cross-validation), got {args.folds}")
     budget = Budget(steps=args.steps, batch=args.batch_size, folds=args.folds, members=args.members,
                     num_samples=args.num_samples, seed=args.seed)
+    if args.replot:
+        with open(os.path.join(args.out, "uci.json")) as f:
+            print(write_uci_report(json.load(f), args.out, args.data, budget))
+        return
     command = "dgbn " + " ".join(args.argv)
 
     def report(partial):  # after each dataset, so a long run's finished datasets are on disk
@@ -426,7 +432,7 @@ def _benchmark(args):
     result = uci_benchmark(args.data, args.datasets, args.splits, tuple(args.methods or METHODS), budget,
                            export_dir=os.path.join(args.out, "models"), on_dataset=report)
     print(report(result))
-    print(f"wrote {os.path.join(args.out, 'uci.json')} and uci.md; Bayesian ensembles in "
+    print(f"wrote {os.path.join(args.out, 'uci.json')}, uci.md and uci.png; Bayesian ensembles in "
           f"{os.path.join(args.out, 'models')}")
 
 

@@ -324,8 +324,31 @@ def verdict(result):
     return out
 
 
-def write_uci_report(result, out_dir, data_dir, budget, command, seconds):
-    """Write ``uci.json`` (dataset -> method -> metrics) and ``uci.md`` (tables with the published numbers)."""
+def plot_uci(result, published=None):
+    """Test log-likelihood per method and dataset (mean +- SE over splits), published numbers as orange ticks."""
+    from tfp_dgbn.plots.figures import plt
+
+    names = list(result)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        methods = list(result[name])
+        for i, m in enumerate(methods):
+            r = result[name][m]
+            ax.errorbar(r["test_ll"], i, xerr=r["test_ll_se"], fmt="o", color="C0" if m in BAYESIAN else "0.4")
+        for source, (mean, se) in (published or {}).get(name, {}).items():
+            ax.axvline(mean, color="C1", alpha=0.6, lw=1)
+        ax.set_yticks(range(len(methods)), methods if ax is axes[0][0] else [""] * len(methods), fontsize=8)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("test LL (nats)", fontsize=8)
+    fig.suptitle("UCI: Bayesian methods (blue), peers (grey), published numbers (orange lines)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.0):
+    """Write ``uci.json`` (dataset -> method -> metrics), ``uci.md`` (tables with the published numbers) and
+    ``uci.png`` (`plot_uci`). ``command`` None: re-rendered from a saved ``uci.json``, the first line of
+    the existing ``uci.md`` (the run's command and time) is kept."""
     from tfp_dgbn.atomic import atomic_file
 
     os.makedirs(out_dir, exist_ok=True)
@@ -335,8 +358,13 @@ def write_uci_report(result, out_dir, data_dir, budget, command, seconds):
     sources = sorted({s for v in published.values() for s in v})
     judged = verdict(result)
     b = budget
-    lines = [f"UCI regression benchmark, written by `{command}` in {seconds / 60:.1f} min on {os.cpu_count()} "
-             "CPU core(s).", "",
+    md = os.path.join(out_dir, "uci.md")
+    if command is None and os.path.exists(md):  # re-rendered from uci.json: keep the run's own line
+        first = open(md).readline().rstrip("\n")
+    else:
+        first = (f"UCI regression benchmark, written by `{command}` in {seconds / 60:.1f} min on "
+                 f"{os.cpu_count()} CPU core(s).")
+    lines = [first, "",
              f"Every network: one hidden layer of the protocol's width, {b.steps} Adam steps (the deep ensemble: "
              f"the protocol's epochs) of batch {b.batch} "
              f"(learning rate {b.learning_rate:g}, cosine decay), inputs and target standardised on the training "
@@ -365,6 +393,9 @@ def write_uci_report(result, out_dir, data_dir, budget, command, seconds):
         lines.append("")
     wins = sum(j["beats_every_peer"] for j in judged.values())
     lines += [f"Datasets where the best Bayesian method beats every peer: {wins} of {len(judged)}.", ""]
-    with atomic_file(os.path.join(out_dir, "uci.md"), "w") as f:
+    with atomic_file(md, "w") as f:
         f.write("\n".join(lines))
+    from tfp_dgbn.plots.figures import save_figure
+
+    save_figure(plot_uci(result, published), os.path.join(out_dir, "uci.png"))
     return "\n".join(lines)
