@@ -113,7 +113,9 @@ def test_report_of_a_categorical_model_has_ece_and_mutual_information(tmp_path):
     m = write_report(pred, X, y, str(tmp_path), num_samples=4)
     assert m["calibration"]["ece"] < np.sqrt(15 / N)
     assert m["mutual_information"] == pytest.approx(0, abs=1e-6)  # identical draws: no epistemic part
-    assert m["ood"]["mutual_information"]["auroc"] == 0.5  # ... so it cannot tell shifted rows apart
+    # ... so it cannot tell shifted rows apart: chance, up to the few rows float32 rounding leaves at ~1e-8
+    assert m["ood"]["mutual_information"]["outside"] < 1e-6
+    assert abs(m["ood"]["mutual_information"]["auroc"] - 0.5) < 0.01
     # The true law's accuracy and Brier score, computed from its probabilities (binomial SE <= 0.008, 4 SE).
     assert abs(m["accuracy"] - probs.max(1).mean()) < 0.032
     assert abs(m["brier"] - np.mean(1 - np.sum(probs ** 2, 1))) < 0.03

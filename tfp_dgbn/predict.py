@@ -60,9 +60,11 @@ def predictive_moments(head, named):
         def entropy(p):
             return -tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(p), p), axis=-1)
 
-        total, expected = entropy(probs), tf.reduce_mean(entropy(draws), axis=0)
-        out.update(probs=probs, predictive_entropy=total, expected_entropy=expected,
-                   mutual_information=tf.maximum(total - expected, 0.0))
+        # I(y; w) = mean_s KL(p_s || mean p): the same as total - expected entropy, without the cancellation
+        # of two nearly equal entropies (it is exactly 0 when the draws agree).
+        divergence = tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(draws) - tf.math.log(probs), draws), -1)
+        out.update(probs=probs, predictive_entropy=entropy(probs), expected_entropy=tf.reduce_mean(entropy(draws), 0),
+                   mutual_information=tf.maximum(tf.reduce_mean(divergence, axis=0), 0.0))
     return out
 
 
