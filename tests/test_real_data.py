@@ -58,7 +58,7 @@ def test_a_target_in_natural_units_fits_like_the_standardised_one(tmp_path):
     results = {}
     for mean, sd in ((0.0, 1.0), (1e3, 1e2), (0.0, 1e-3)):
         csv = _csv(tmp_path / f"t{sd:g}.csv", x, mean + sd * z)
-        r = fit("table", data=csv, target="y", epochs=80, logdir=str(tmp_path / f"l{sd:g}"),
+        r = fit("table", data=csv, target="y", epochs=50, logdir=str(tmp_path / f"l{sd:g}"),
                 out=str(tmp_path / f"m{sd:g}"), verbose=0, num_samples=32)
         results[sd] = (r.metrics["nll"] - np.log(sd), r.metrics["coverage"][0.9]["coverage"])  # NLL of z = (y - mean) / sd
         loaded = tfp_dgbn.load(str(tmp_path / f"m{sd:g}"))
