@@ -85,6 +85,20 @@ def test_export_reloaded_in_a_fresh_process_matches_the_model(gaussian_fit):
     assert np.all(np.abs(np.array(got["log_prob"]) - lp_here) <= 5 * np.sqrt(2) * rel_se + 1e-5)
 
 
+def test_sample_signature_draws_from_the_served_predictive(gaussian_fit):
+    # 20,000 samples (one weight draw each) per feature against the predictive signature's mean and variance,
+    # at 4 standard errors: SE(mean) = sd / sqrt(S); SE(variance) = sqrt((m4 - var^2) / S) from the samples.
+    loaded = tf.saved_model.load(gaussian_fit.paths["savedmodel"])
+    features = tf.constant([[-0.9], [0.0], [0.7]])
+    S = 20000
+    y = loaded.signatures["sample"](features=features, num_samples=tf.constant(S))["samples"].numpy()
+    served = loaded.signatures["predictive"](features=features, num_samples=tf.constant(4096))
+    mean, var = served["mean"].numpy(), served["stddev"].numpy() ** 2
+    assert np.all(np.abs(y.mean(0) - mean) < 4 * np.sqrt(var / S)), (y.mean(0), mean)
+    m4 = ((y - y.mean(0)) ** 4).mean(0)
+    assert np.all(np.abs(y.var(0) - var) < 4 * np.sqrt((m4 - y.var(0) ** 2) / S)), (y.var(0), var)
+
+
 def test_export_signatures_validate_their_inputs(gaussian_fit):
     loaded = tf.saved_model.load(gaussian_fit.paths["savedmodel"])
     sig = loaded.signatures["predictive"]

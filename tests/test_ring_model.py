@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import tfp_dgbn
 from conftest import PYTHON, REPO
+from tfp_dgbn import seeds
 from tfp_dgbn.evaluate.rings import evaluate_rings, pixel_pit, poisson_image_log_prob
 from tfp_dgbn.model.ring_generator import RingCoordinates, ring_generator
 from tfp_dgbn.predict import Predictor
@@ -58,7 +59,7 @@ def test_generator_is_a_poisson_law_over_images_and_saves(tmp_path):
 
 
 def test_evaluation_is_exact_for_the_true_law_and_zero_for_the_blind_baseline():
-    data = rings.simulate(300, seed=(5, 2), expected=True)
+    data = rings.simulate(300, seed=seeds.key(5, "test"), expected=True)
     blind = np.maximum(data["noised"].mean(axis=0), 1e-6)  # the floor evaluate_rings applies
 
     def oracle(log_rate_of):
@@ -82,6 +83,15 @@ def test_evaluation_is_exact_for_the_true_law_and_zero_for_the_blind_baseline():
     blind_m = evaluate_rings(oracle(lambda x: np.log(np.repeat(blind[None], len(x), 0))), data["features"],
                              data["noised"], data["expected"], blind, CONFIG, num_samples=2, batch_size=100)
     assert blind_m["explained_fraction"] == pytest.approx(0.0, abs=1e-6) and blind_m["kl_gap"] > 5
+    # Known answer: rates c times the true ones give KL(Poisson(l) || Poisson(c l)) = l (c - 1 - log c) per
+    # pixel, summed over the image; the estimate's own standard error (300 images) bounds the check at 4 SE.
+    for c in (0.9, 1.1):
+        scaled = oracle(lambda x: np.log(c * data["expected"][[index[r.tobytes()] for r in x]]))
+        m = evaluate_rings(scaled, data["features"], data["noised"], data["expected"], blind, CONFIG, num_samples=2,
+                           batch_size=100, pit_images=10, replicas=1)
+        want = float(np.mean(data["expected"].sum(axis=(1, 2)))) * (c - 1 - np.log(c))
+        assert abs(m["kl_gap"] - want) < 4 * m["kl_gap_se"], (c, m["kl_gap"], m["kl_gap_se"], want)
+        assert m["kl_gap"] > 4 * m["kl_gap_se"]  # and it is detected: > 0
 
 
 def test_image_log_prob_and_pit_helpers():
@@ -109,9 +119,29 @@ def test_short_fit_explains_the_noise_with_kl_weight_one(ring_fit):
     assert set(ring_fit.history) >= {"nll", "kl", "kl_weight", "val_nll"}
 
 
+def test_sample_signature_draws_from_the_served_predictive(ring_fit):
+    # S samples of the `sample` signature (one weight draw each) against the `predictive` signature's
+    # per-pixel mean and variance: z = (sample mean - mean) / sqrt(variance / S) is ~N(0, 1) per pixel,
+    # so of 2 x 1,024 pixels |z| > 4 expects 0.13 (6e-5 each; a little more for skewed low-rate pixels).
+    loaded = tf.saved_model.load(ring_fit.paths["savedmodel"])
+    features = tf.constant(rings.simulate(2, seed=seeds.key(9, "test"))["features"])
+    S = 800
+    samples = loaded.signatures["sample"](features=features, num_samples=tf.constant(S))["samples"].numpy()
+    served = loaded.signatures["predictive"](features=features, num_samples=tf.constant(4096))
+    mean, var = served["mean"].numpy(), served["stddev"].numpy() ** 2
+    z = (samples.mean(axis=0) - mean) / np.sqrt(var / S)
+    assert samples.shape == (S, 2, 32, 32) and np.sum(np.abs(z) > 4) <= 3, np.sort(np.abs(z).ravel())[-5:]
+    # Whole images: the mean hit count agrees within 4 SE (the samples' own spread, pixels being correlated
+    # through the weight draw), and a sampler 10% off would not.
+    totals, want = samples.sum(axis=(2, 3)), mean.sum(axis=(1, 2))
+    se = totals.std(axis=0, ddof=1) / np.sqrt(S)
+    assert np.all(np.abs(totals.mean(axis=0) - want) < 4 * se), (totals.mean(axis=0), want, se)
+    assert np.all(np.abs(1.1 * totals.mean(axis=0) - want) > 4 * se)
+
+
 def test_export_reloads_as_distribution_over_images(ring_fit):
     predictor = tfp_dgbn.load(ring_fit.paths["savedmodel"])
-    data = rings.simulate(32, seed=(9, 2), expected=True)
+    data = rings.simulate(32, seed=seeds.key(9, "test"), expected=True)
     dist = predictor(data["features"], num_samples=16)
     assert dist.event_shape == (32, 32) and dist.batch_shape == (32,)
     lp = dist.log_prob(data["noised"].astype("float32")).numpy()
