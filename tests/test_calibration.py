@@ -18,8 +18,12 @@ from tfp_dgbn.model.heads import CategoricalHead, make_head
 from tfp_dgbn.predict import Predictor, predictive_moments
 
 N = 4000
-RNG = np.random.default_rng(0)
-X = RNG.uniform(-1, 1, (N, 1)).astype("float32")
+X = np.random.default_rng(0).uniform(-1, 1, (N, 1)).astype("float32")
+
+
+def _rng(test):
+    """Each test's own seeded stream: results do not depend on which tests ran before."""
+    return np.random.default_rng([1, sum(map(ord, test))])
 
 
 def _fixed_predictor(family, named, ranges=((-1.0, 1.0),), **head_config):
@@ -34,7 +38,7 @@ def _fixed_predictor(family, named, ranges=((-1.0, 1.0),), **head_config):
 
 def _normal_case(scale_factor=1.0, shift=0.0):
     loc, scale = np.sin(3 * X[:, 0]), 0.2 + 0.1 * X[:, 0] ** 2
-    y = RNG.normal(loc, scale).astype("float32")
+    y = _rng(f"normal{scale_factor}{shift}").normal(loc, scale).astype("float32")
     # the head's scale is min_scale + softplus(raw); `named` carries the final scale
     pred = _fixed_predictor("normal", lambda x: {"loc": np.sin(3 * x[:, 0]) + shift,
                                                  "scale": (0.2 + 0.1 * x[:, 0] ** 2) * scale_factor})
@@ -58,7 +62,7 @@ def test_the_true_normal_law_is_calibrated_and_a_narrow_one_is_not():
 
 def test_randomised_pit_of_the_true_count_law_is_uniform_and_a_biased_one_is_not():
     rate = np.exp(1.0 + X[:, 0])
-    y = RNG.poisson(rate).astype("float32")
+    y = _rng("poisson").poisson(rate).astype("float32")
     good = _fixed_predictor("poisson", lambda x: {"log_rate": 1.0 + x[:, 0]})(X, 2)
     assert pit_histogram(pit_values(good, y))["chi2_p"] > 1e-3
     cov = interval_coverage(good, y)
@@ -69,9 +73,10 @@ def test_randomised_pit_of_the_true_count_law_is_uniform_and_a_biased_one_is_not
 
 
 def test_ece_is_small_for_calibrated_probabilities_and_large_for_overconfident_ones():
-    logits = RNG.normal(0, 1.5, (N, 4))
+    rng = _rng("ece")
+    logits = rng.normal(0, 1.5, (N, 4))
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    labels = np.array([RNG.choice(4, p=p) for p in probs])
+    labels = np.array([rng.choice(4, p=p) for p in probs])
     # calibrated: ECE is only sampling noise, ~sqrt(bins / N) at most
     assert expected_calibration_error(probs, labels)["ece"] < np.sqrt(15 / N)
     sharp = np.exp(3 * logits) / np.exp(3 * logits).sum(1, keepdims=True)
@@ -108,7 +113,8 @@ def test_report_of_a_categorical_model_has_ece_and_mutual_information(tmp_path):
         return {"logits": np.stack([x[:, 0], -x[:, 0], np.zeros(len(x))], 1)}
 
     probs = np.exp(logits(X)["logits"]) / np.exp(logits(X)["logits"]).sum(1, keepdims=True)
-    y = np.array([RNG.choice(3, p=p) for p in probs]).astype("float32")
+    rng = _rng("categorical report")
+    y = np.array([rng.choice(3, p=p) for p in probs]).astype("float32")
     pred = _fixed_predictor("categorical", logits, num_classes=3)
     m = write_report(pred, X, y, str(tmp_path), num_samples=4)
     assert m["calibration"]["ece"] < np.sqrt(15 / N)
