@@ -357,21 +357,21 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
     published = published_numbers(data_dir)
     sources = sorted({s for v in published.values() for s in v})
     judged = verdict(result)
-    b = budget
     md = os.path.join(out_dir, "uci.md")
-    if command is None and os.path.exists(md):  # re-rendered from uci.json: keep the run's own line
-        first = open(md).readline().rstrip("\n")
+    b = budget
+    if command is None and os.path.exists(md):  # re-rendered from uci.json: keep the run's own header
+        with open(md) as f:
+            header = f.read().split("\n## ", 1)[0].rstrip("\n").split("\n")
     else:
-        first = (f"UCI regression benchmark, written by `{command}` in {seconds / 60:.1f} min on "
-                 f"{os.cpu_count()} CPU core(s).")
-    lines = [first, "",
-             f"Every network: one hidden layer of the protocol's width, {b.steps} Adam steps (the deep ensemble: "
-             f"the protocol's epochs) of batch {b.batch} "
-             f"(learning rate {b.learning_rate:g}, cosine decay), inputs and target standardised on the training "
-             f"split; ensembles of {b.members}; tempering by {b.folds}-fold CV over KL weights "
-             f"{', '.join(f'{w:g}' for w in b.grid)}; S = {b.num_samples} weight draws. Test log-likelihood "
-             "(nats/example) and RMSE in the target's original units, mean +- SE over splits; 90% interval "
-             "coverage averaged over splits.", ""]
+        header = [f"UCI regression benchmark, written by `{command}` in {seconds / 60:.1f} min on "
+                  f"{os.cpu_count()} CPU core(s).", "",
+                  f"Every network: one hidden layer of the protocol's width, {b.steps} Adam steps (the deep "
+                  f"ensemble: the protocol's epochs) of batch {b.batch} (learning rate {b.learning_rate:g}, cosine "
+                  f"decay), inputs and target standardised on the training split; ensembles of {b.members}; "
+                  f"tempering by {b.folds}-fold CV over KL weights {', '.join(f'{w:g}' for w in b.grid)}; S = "
+                  f"{b.num_samples} weight draws. Test log-likelihood (nats/example) and RMSE in the target's "
+                  "original units, mean +- SE over splits; 90% interval coverage averaged over splits."]
+    lines = header + [""]
     for name, methods in result.items():
         k = next(iter(methods.values()))["splits"]
         lines += [f"## {name} ({k} split{'s' * (k > 1)})", "",
