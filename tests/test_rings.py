@@ -42,7 +42,7 @@ def test_expected_conserves_photons_and_converges_in_angle():
     img = rings.expected_images(f, NO_BG)
     np.testing.assert_allclose(img.sum(axis=(1, 2)), NO_BG.mean_photons(f[:, 2]), rtol=1e-5)
     # Midpoint rule over alpha: error ~ 1/M^2. Against 4x the angles, every
-    # pixel of random rings agrees to 0.01 counts (docs/rings.md: 0.007 max).
+    # pixel of random rings agrees to 0.01 counts.
     f = rings.sample_features(20, np.random.default_rng(3), CONFIG)
     fine = rings.expected_images(f, RingConfig(angle_samples=4 * CONFIG.angle_samples))
     assert np.abs(rings.expected_images(f, CONFIG) - fine).max() < 0.01

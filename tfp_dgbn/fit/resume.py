@@ -8,9 +8,9 @@ written beside and renamed into place (`tfp_dgbn.atomic`), so a kill at any
 moment leaves either the previous or the new checkpoint, never half of one.
 Running the same job again finds it, restores everything, and continues with
 ``initial_epoch`` = epochs done: the run ends after the same total number of
-epochs, and TensorBoard gets each epoch's summaries once (the checkpoint is
-written before the epoch's summaries, so at worst a kill in between leaves one
-epoch's summaries to be written by the resumed run, never twice). A run that
+epochs, and TensorBoard gets each epoch's summaries at most once (the checkpoint
+is written before the epoch's summaries, so a kill in between leaves that epoch's
+summaries unwritten, as the resumed run starts after it; never twice). A run that
 finishes removes its resume directory, so the next run starts fresh.
 
 `NaNGuard` stops training at the first non-finite loss by raising
