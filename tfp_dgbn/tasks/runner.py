@@ -56,14 +56,15 @@ def run(settings, progress=progress_line):
     strategy = make_strategy(settings.strategy)
     metadata = {"task": task.name, **data.metadata, "training_config": settings.to_dict(),
                 "kl_schedule": from_spec(settings.kl_schedule).spec()}
-    models, histories = [], []
-    for k in range(settings.ensemble):
-        model, history = _train(task, member_settings(settings, k), data, strategy, metadata, progress)
-        if model is None:  # a non-chief worker: the chief exports and evaluates
-            return FitResult(None, None, history, {}, {})
-        models.append(model)
-        histories.append(history)
-    model, history = (models[0], histories[0]) if len(models) == 1 else (models, histories[0])
+    models, history = [], None
+    for k in range(settings.ensemble):  # every worker trains every network: the steps are collective
+        model, member_history = _train(task, member_settings(settings, k), data, strategy, metadata, progress)
+        history = history or member_history
+        if model is not None:
+            models.append(model)
+    if not models:  # a non-chief worker: the chief exports and evaluates
+        return FitResult(None, None, history, {}, {})
+    model = models[0] if len(models) == 1 else models
     predictor = model_predictor(model, metadata)
 
     progress(f"exporting SavedModel to {settings.out}" + (f" ({len(models)} networks)" if len(models) > 1 else ""))
