@@ -45,6 +45,19 @@ def test_the_format_is_read_and_bad_folders_are_named(tmp_path):
     assert main(["benchmark", "uci", "--data", str(tmp_path / "none")]) == 2
 
 
+def test_splits_are_summarised_as_mean_and_standard_error():
+    from tfp_dgbn.studies.uci import _summarise
+
+    rows = [{"test_ll": -1.0, "rmse": 2.0, "coverage90": 0.8, "seconds": 1.0},
+            {"test_ll": -2.0, "rmse": 4.0, "coverage90": 1.0, "seconds": 2.0}]
+    s = _summarise(rows)
+    assert s["test_ll"] == -1.5 and s["test_ll_se"] == pytest.approx(0.5)  # sd 0.707 / sqrt 2
+    assert s["rmse"] == 3.0 and s["rmse_se"] == pytest.approx(1.0) and s["coverage90"] == pytest.approx(0.9)
+    assert s["splits"] == 2 and s["seconds"] == 3.0
+    one = _summarise(rows[:1])
+    assert one["test_ll"] == -1.0 and one["test_ll_se"] == 0.0
+
+
 def test_published_numbers_and_verdict(tmp_path):
     (tmp_path / "README.md").write_text("intro\n\n| dataset | MC dropout | PBP |\n|---|---|---|\n"
                                         "| concrete | -2.94 +- 0.03 | -3.16 +- 0.02 |\n| energy | -1.21 +- 0.01 | x |\n")
@@ -62,19 +75,19 @@ def test_every_method_runs_on_a_tiny_subset_in_the_targets_units(tmp_path):
     data_dir = tmp_path / "uci"
     _fake_dataset(data_dir)
     out = tmp_path / "out"
-    assert main(["benchmark", "uci", "--data", str(data_dir), "--splits", "2", "--steps", "60", "--members", "2",
+    assert main(["benchmark", "uci", "--data", str(data_dir), "--splits", "1", "--steps", "60", "--members", "2",
                  "--num-samples", "4", "--out", str(out)]) == 0
     result = json.loads((out / "uci.json").read_text())
     assert list(result) == ["toy"] and list(result["toy"]) == list(METHODS)
     for method, r in result["toy"].items():
-        assert r["splits"] == 2 and len(r["per_split"]) == 2 and r["seconds"] > 0, method
+        assert r["splits"] == 1 and len(r["per_split"]) == 1 and r["seconds"] > 0, method
         # in the target's units: noise sd 30 gives a log-likelihood near -log(30 sqrt(2 pi e)) = -4.8, RMSE ~30;
         # a model left in standardised units would score about -1.4 and RMSE ~0.3 (bounds: a short fit's slack).
         assert -9 < r["test_ll"] < -3.5 and 15 < r["rmse"] < 150, (method, r)
         assert 0 <= r["coverage90"] <= 1
     assert {row["kl_weight"] for row in result["toy"]["flipout-tempered"]["per_split"]} <= {1.0, 0.3, 0.1, 0.03}
     text = (out / "uci.md").read_text()
-    assert "dgbn benchmark uci --data" in text and "## toy (2 splits)" in text and "beats every peer" in text
+    assert "dgbn benchmark uci --data" in text and "## toy (1 split)" in text and "beats every peer" in text
     (out / "uci.png").unlink()
     assert main(["benchmark", "uci", "--data", str(data_dir), "--out", str(out), "--replot"]) == 0
     assert (out / "uci.png").exists() and (out / "uci.md").read_text().splitlines()[0] == text.splitlines()[0]

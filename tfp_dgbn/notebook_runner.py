@@ -21,7 +21,7 @@ SMALL = {
     "04_generative_rings.ipynb": {"N_TRAIN": 1000, "EPOCHS": 1, "N_TEST": 200, "COMPARE_N_TRAIN": 500,
                                   "COMPARE_EPOCHS": 2},
     "05_savedmodel_and_tensorboard.ipynb": {},
-    "06_real_tables.ipynb": {"EPOCHS": 20, "CLASS_EPOCHS": 10, "ENSEMBLE": 2},
+    "06_real_tables.ipynb": {"EPOCHS": 8, "CLASS_EPOCHS": 4, "ENSEMBLE": 2},
 }
 
 
