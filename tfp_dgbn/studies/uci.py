@@ -173,9 +173,10 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
     b = budget
 
     def net(seed, rows=slice(None), steps=b.steps, **build):
-        # the target standardised on the rows the network trains on (a CV fold's own statistics)
-        bias = head_for_targets("normal", y[rows])[1]
-        return train_mlp(x[rows], y[rows], lambda: head_for_targets("normal", y[rows])[0], steps, seed,
+        # the target standardised on the rows the network trains on (a CV fold's own statistics); the head
+        # is rebuilt from its config for each model (a layer belongs to one model)
+        head, bias = head_for_targets("normal", y[rows])
+        return train_mlp(x[rows], y[rows], lambda: type(head).from_config(head.get_config()), steps, seed,
                          batch=b.batch, learning_rate=b.learning_rate, hidden=(int(n_hidden),), output_bias=bias,
                          **build)
 
@@ -290,7 +291,9 @@ def published_numbers(data_dir):
     if not os.path.exists(path):
         return {}
     header, out = None, {}
-    for line in open(path):
+    with open(path) as f:
+        lines = f.readlines()
+    for line in lines:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) < 2 or not line.lstrip().startswith("|"):
             if out:
