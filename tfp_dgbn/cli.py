@@ -33,9 +33,6 @@ from tfp_dgbn.fit.schedules import SCHEDULES
 from tfp_dgbn.validate import InputError
 
 
-UserError = InputError  # what the user asked for is not acceptable: one line, exit code 2
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse with its errors in one line (``dgbn: error: ...``, exit 2) instead of a usage block."""
 
@@ -249,10 +246,10 @@ def _small_data(args):
     from tfp_dgbn.tasks.runner import progress_line
 
     if any(n < 2 for n in args.sizes) or args.steps < 1 or args.n_test < 2:
-        raise UserError(f"sizes and n-test must be >= 2 and steps >= 1, got sizes {args.sizes}, "
+        raise InputError(f"sizes and n-test must be >= 2 and steps >= 1, got sizes {args.sizes}, "
                         f"steps {args.steps}, n-test {args.n_test}")
     if args.folds and not 2 <= args.folds <= min(args.sizes):
-        raise UserError(f"--folds must be 0 or in [2, smallest size {min(args.sizes)}], got {args.folds}")
+        raise InputError(f"--folds must be 0 or in [2, smallest size {min(args.sizes)}], got {args.folds}")
     rows = small_data_study(args.task, args.sizes, args.steps, args.n_test, seed=args.seed, folds=args.folds,
                             progress=progress_line)
     write_small_data_report(rows, args.out_dir, args.task, args.steps)
@@ -264,7 +261,7 @@ def _hmc_reference(args):
     from tfp_dgbn.tasks.runner import progress_line
 
     if args.chains < 2 or min(args.n_train, args.burnin, args.samples, args.leapfrog) < 1:
-        raise UserError(f"need --chains >= 2 (R-hat compares chains) and positive sizes, got chains {args.chains}, "
+        raise InputError(f"need --chains >= 2 (R-hat compares chains) and positive sizes, got chains {args.chains}, "
                         f"n-train {args.n_train}, burnin {args.burnin}, samples {args.samples}, "
                         f"leapfrog {args.leapfrog}")
     result = hmc_reference(args.n_train, chains=args.chains, num_burnin=args.burnin, num_samples=args.samples,
@@ -402,7 +399,7 @@ def _simulate(args):
                 save_figure(plot_count_histograms(held["noised"], held["expected"]),
                             os.path.join(args.plots, "pixel_counts.png"))
         except OSError as e:
-            raise UserError(f"cannot write plots to {args.plots!r}: {e}") from None
+            raise InputError(f"cannot write plots to {args.plots!r}: {e}") from None
         print(f"figures in {args.plots}")
 
 
