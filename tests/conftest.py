@@ -13,6 +13,23 @@ from tfp_dgbn.fit.distribute import configure_cpu_devices  # noqa: E402
 # before the first TensorFlow op. Single-device code runs on the first.
 configure_cpu_devices(2)
 
+# Run in parallel with `pytest -n 2` (pytest-xdist, `--dist loadgroup`): every test
+# of a file goes to one worker, so a module-scoped fit is made once; the tests that
+# share the session's gaussian fit go together, across files, for the same reason.
+# The longest single test starts first so that it does not set the makespan alone.
+SHARED_FIXTURE_GROUPS = ("gaussian_fit",)
+START_FIRST = ("test_notebooks.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give each test its xdist group (file, or a shared fixture) and start the longest first."""
+    for item in items:
+        shared = [name for name in SHARED_FIXTURE_GROUPS if name in item.fixturenames]
+        group = shared[0] if shared else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: os.path.basename(item.nodeid.split("::")[0]) not in START_FIRST)
+
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
 
