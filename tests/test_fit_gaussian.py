@@ -5,7 +5,6 @@ One fit (2,000 training points, KL weight 1, seed 0) is shared by these tests
 """
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -13,9 +12,12 @@ import urllib.request
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 import tfp_dgbn
 from conftest import PYTHON, REPO
+
+tfd = tfp.distributions
 
 pytestmark = pytest.mark.slow
 
@@ -104,8 +106,11 @@ def test_export_signatures_validate_their_inputs(gaussian_fit):
     sig = loaded.signatures["predictive"]
     out = sig(features=tf.constant([[0.1], [0.2]]), num_samples=tf.constant(8))
     assert out["loc"].shape == (8, 2) and out["mean"].shape == (2,)
-    np.testing.assert_allclose(out["stddev"] ** 2, out["epistemic_variance"] + out["aleatoric_variance"],
-                               rtol=1e-5)
+    # The served moments are those of the equal mixture of the served draws (TFP computes it).
+    mix = tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros([2, 8])),
+                                tfd.Normal(tf.transpose(out["loc"]), tf.transpose(out["scale"])))
+    np.testing.assert_allclose(out["mean"], mix.mean(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["stddev"], mix.stddev(), rtol=1e-4)
     with pytest.raises(tf.errors.InvalidArgumentError, match="finite"):
         sig(features=tf.constant([[np.nan]]), num_samples=tf.constant(4))
     with pytest.raises(tf.errors.InvalidArgumentError, match="num_samples"):
@@ -140,10 +145,30 @@ def test_saved_model_cli_shows_and_runs_the_signatures(gaussian_fit):
     assert "stddev" in run.stdout and "loc" in run.stdout
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _start_tensorboard(logdir, timeout=90):
+    """TensorBoard on a port the OS picks (``--port 0``: no bind-then-close race); (process, base URL)."""
+    import re
+    import threading
+
+    tb = os.path.join(os.path.dirname(PYTHON), "tensorboard")
+    proc = subprocess.Popen([tb, "--logdir", logdir, "--host", "127.0.0.1", "--port", "0", "--load_fast", "false"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    found = []
+
+    def read():  # TensorBoard says where it serves on stderr; keep draining it afterwards
+        for line in proc.stderr:
+            match = re.search(r"TensorBoard \S+ at (http://\S+?)/? \(Press", line)
+            if match and not found:
+                found.append(match.group(1))
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.time() + timeout
+    while not found and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    if not found:
+        proc.kill()
+        raise AssertionError("TensorBoard did not say where it serves")
+    return proc, found[0]
 
 
 def _get_json(url, timeout=60):
@@ -159,13 +184,9 @@ def _get_json(url, timeout=60):
 
 
 def test_tensorboard_serves_the_scalars_histograms_and_images(gaussian_fit):
-    port = _free_port()
-    tb = os.path.join(os.path.dirname(PYTHON), "tensorboard")
-    proc = subprocess.Popen([tb, "--logdir", gaussian_fit.paths["logdir"], "--host", "127.0.0.1",
-                             "--port", str(port), "--load_fast", "false"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, url = _start_tensorboard(gaussian_fit.paths["logdir"])
     try:
-        base = f"http://127.0.0.1:{port}/data/plugin"
+        base = f"{url}/data/plugin"
         # TensorBoard loads event files in the background: poll until they appear.
         deadline = time.time() + 90
         while True:

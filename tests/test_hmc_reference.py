@@ -20,15 +20,32 @@ def test_hmc_recovers_a_correlated_gaussian():
     assert diag["weight_rhat_max"] < 1.05 and 0.5 < diag["acceptance"] < 0.95
 
 
+def _clears_the_feature_blind_bar(rows, name):
+    """NLL below the feature-blind Normal's by more than 4 SE of the difference (unpaired: conservative)."""
+    r, b = rows[name], rows["feature-blind"]
+    return r["nll"] + 4 * np.hypot(r["nll_se"], b["nll_se"]) < b["nll"]
+
+
 def test_reference_comparison_runs_and_reports(tmp_path):
     result = hmc_reference(n_train=100, chains=2, num_burnin=200, num_samples=200, num_leapfrog=8, n_test=1000,
                            vi_epochs=100, num_draws=100, progress=lambda m: None)
     rows = result["rows"]
-    assert set(rows) == {"HMC", "variational", "true law"}
-    # the true law is the best possible predictive: no method beats it by more than noise
+    assert set(rows) == {"HMC", "variational", "true law", "feature-blind"}
     for name in ("HMC", "variational"):
+        # Below: the true law is the best possible predictive; nothing beats it by more than noise.
         assert rows[name]["nll"] > rows["true law"]["nll"] - 4 * rows[name]["nll_se"]
+        # Above: both learned the x-dependence (a stuck sampler or an untrained fit does not; next test).
+        assert _clears_the_feature_blind_bar(rows, name), rows
     assert np.isfinite(result["diagnostics"]["function_rhat_max"])
     write_hmc_report(result, str(tmp_path))
     text = (tmp_path / "hmc_reference.md").read_text()
-    assert "R-hat" in text and "| HMC |" in text and os.path.exists(tmp_path / "hmc_reference.png")
+    assert "R-hat" in text and "| HMC |" in text and "| feature-blind |" in text
+    assert os.path.exists(tmp_path / "hmc_reference.png")
+
+
+def test_a_stuck_sampler_and_an_untrained_fit_fail_the_upper_bar():
+    """The bar above can fail: five HMC steps of one leapfrog from the initial weights and one VI epoch do not clear it."""
+    result = hmc_reference(n_train=100, chains=2, num_burnin=1, num_samples=4, num_leapfrog=1, n_test=1000,
+                           vi_epochs=1, num_draws=2, progress=lambda m: None)
+    for name in ("HMC", "variational"):
+        assert not _clears_the_feature_blind_bar(result["rows"], name), result["rows"]

@@ -5,6 +5,7 @@ import subprocess
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 import tfp_dgbn
 from conftest import PYTHON, REPO
@@ -149,9 +150,15 @@ def test_export_reloads_as_distribution_over_images(ring_fit):
     summary = predictor.summary(data["features"], num_samples=16)
     for key in ("mean", "epistemic_variance", "aleatoric_variance"):
         assert summary[key].shape == (32, 32, 32)
-    # Poisson: the aleatoric variance is the mean rate; epistemic is the spread of the rate over draws.
-    np.testing.assert_allclose(summary["aleatoric_variance"], summary["mean"], rtol=1e-4)
-    assert np.all(summary["epistemic_variance"] >= 0)
+    # The served moments are those of the equal mixture of the served Poisson draws (TFP computes it).
+    out = predictor.saved_model.signatures["predictive"](features=tf.constant(data["features"][:4]),
+                                                         num_samples=tf.constant(8))
+    rate = tf.exp(tf.transpose(out["log_rate"], [1, 2, 3, 0]))  # [B, H, W, S]
+    mix = tfp.distributions.MixtureSameFamily(tfp.distributions.Categorical(logits=tf.zeros([8])),
+                                              tfp.distributions.Poisson(rate=rate))
+    np.testing.assert_allclose(out["mean"], mix.mean(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out["epistemic_variance"] + out["aleatoric_variance"], mix.variance(),
+                               rtol=1e-3, atol=1e-6)
     # Predictive mean tracks the exact mean where the ring is (the bright pixels), far better than the
     # feature-blind mean image does (a model ignoring the features would not). The floor is loose: the
     # fixture is a 2-epoch fit (correlation 0.71 with the seed tree's streams; 0.8+ on earlier streams).
@@ -164,6 +171,38 @@ def test_export_reloads_as_distribution_over_images(ring_fit):
     samples = predictor.saved_model.signatures["sample"](
         features=tf.constant(data["features"]), num_samples=tf.constant(3))["samples"].numpy()
     assert samples.shape == (3, 32, 32, 32) and np.all(samples == np.round(samples)) and samples.min() >= 0
+
+
+_RELOAD = r"""
+import sys
+import numpy as np
+import tfp_dgbn
+p = tfp_dgbn.load(sys.argv[1])
+f = np.load(sys.argv[2])["features"]
+s = p.summary(f, int(sys.argv[3]))
+d = p(f, 2)
+np.savez(sys.argv[4], mean=s["mean"], epistemic=s["epistemic_variance"], type=type(d).__name__, event=d.event_shape)
+"""
+
+
+def test_export_reloaded_in_a_fresh_process_gives_the_models_predictive(ring_fit, tmp_path):
+    S = 256
+    features = rings.simulate(8, seed=seeds.key(11, "test"))["features"]
+    np.savez(tmp_path / "f.npz", features=features)
+    subprocess.run([PYTHON, "-c", _RELOAD, ring_fit.paths["savedmodel"], str(tmp_path / "f.npz"), str(S),
+                    str(tmp_path / "out.npz")], cwd=REPO, check=True, capture_output=True, timeout=300)
+    there = np.load(tmp_path / "out.npz")
+    here = ring_fit.predictor.summary(features, S)
+    assert str(there["type"]) == "MixtureSameFamily" and tuple(there["event"]) == (32, 32)
+    # Two independent S-draw estimates of each pixel's predictive mean differ with SE
+    # sqrt(2 * epistemic / S); 6 SE per pixel keeps the chance of a false alarm over the
+    # 8,192 pixels below 2e-5 (the 1e-5 covers float32 where the spread is ~0).
+    se = np.sqrt((here["epistemic_variance"] + there["epistemic"]) / S)
+    z = np.abs(here["mean"] - there["mean"]) / (se + 1e-5 * here["mean"] + 1e-7)
+    assert z.max() < 6, z.max()
+    # ... and the counter-check: another model's predictive (the blind mean image) is told apart.
+    blind = np.broadcast_to(there["mean"].mean(axis=0), there["mean"].shape)
+    assert (np.abs(here["mean"] - blind) / (se + 1e-5 * here["mean"] + 1e-7)).max() > 6
 
 
 def test_tensorboard_has_image_and_kl_losses_and_ring_grid(ring_fit):

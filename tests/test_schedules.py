@@ -48,6 +48,26 @@ def test_adaptive_reaches_set_point_on_a_plant():
     assert trace[-1] == pytest.approx(0.375, rel=1e-2)
 
 
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(scale=st.floats(0.5, 5.0), slope=st.floats(0.5, 10.0), floor=st.floats(0.0, 0.3),
+       where=st.floats(0.05, 0.95), initial=st.floats(0.0, 1.0))
+def test_adaptive_reaches_the_set_point_of_any_reachable_decreasing_plant(scale, slope, floor, where, initial):
+    """Not one recorded trajectory: any plant kl(w) = floor + scale / (1 + slope w) whose set point
+    lies inside [0, 1], from any start; the integral mode settles on it with bounded steps."""
+    def plant(w):
+        return floor + scale / (1.0 + slope * w)
+
+    target = plant(where)
+    s = Adaptive(target=target, quantity="kl_raw", initial=initial, gain=0.2, max_step=0.05, mode="integral")
+    trace = []
+    for epoch in range(400):
+        trace.append(s(epoch))
+        s.observe({"kl_raw": plant(trace[-1]), "nll": 1.0})
+    assert np.max(np.abs(np.diff(trace))) <= 0.05 + 1e-12
+    assert plant(trace[-1]) == pytest.approx(target, rel=1e-2)
+    assert trace[-1] == pytest.approx(where, abs=2e-2)
+
+
 def test_adaptive_stays_within_bounds_when_set_point_is_unreachable():
     s = Adaptive(target=0.1, initial=0.5, gain=1.0, max_step=0.1, min=0.0, max=1.0, mode="integral")
     for epoch in range(100):
@@ -148,7 +168,8 @@ def test_adaptive_reaches_its_set_point_on_the_gaussian_toy(tmp_path):
                           logdir=str(tmp_path / "logs"), out=str(tmp_path / "m"))
     kl = np.array(r.history["kl_raw"])
     w = np.array(r.history["kl_weight"])
-    assert abs(kl[-10:].mean() - target) <= 0.05 * target  # measured: 1.524
-    assert kl.min() >= 0.98 * target  # approached from above, without overshoot
-    assert w.max() > 0.3 and w[-1] < 0.1  # the weight rose, then relaxed as the KL settled
-    assert np.all(np.abs(np.diff(w)) <= 0.05 + 1e-6)  # bounded step
+    # Settled on the set point (within 5%; the epoch means of the KL wander by ~1%), starting
+    # from above it (about 3.8 at weight 0: the weight had to rise), with bounded steps.
+    assert kl[0] > 1.5 * target and w.max() > w[0]
+    assert abs(kl[-10:].mean() - target) <= 0.05 * target
+    assert np.all(np.abs(np.diff(w)) <= 0.05 + 1e-6)

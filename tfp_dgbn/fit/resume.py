@@ -6,8 +6,11 @@ checkpoint: weights, Adam moments, step counter, kl_weight) and ``state.json``
 (epochs done, the KL schedule's state, the KLAnnealing log). The directory is
 written beside and renamed into place (`tfp_dgbn.atomic`), so a kill at any
 moment leaves either the previous or the new checkpoint, never half of one.
-Running the same job again finds it, restores everything, and continues with
-``initial_epoch`` = epochs done: the run ends after the same total number of
+Running the same job again finds it, restores everything (the optimizer's slots
+are built first, so a checkpoint that lacks any of them is refused rather than
+silently continued with a fresh Adam), and continues with
+``initial_epoch`` = epochs done; the learning rate may differ (the advice after a
+divergence), the cosine schedule then continues from the restored step: the run ends after the same total number of
 epochs, and TensorBoard gets each epoch's summaries at most once (the checkpoint
 is written before the epoch's summaries, so a kill in between leaves that epoch's
 summaries unwritten, as the resumed run starts after it; never twice). A run that
@@ -22,6 +25,7 @@ import os
 import shutil
 
 import numpy as np
+import tensorflow as tf
 
 from tfp_dgbn.atomic import atomic_directory, recover_directory
 from tfp_dgbn.fit.distribute import worker_path
@@ -79,14 +83,16 @@ class ResumeCheckpoint(keras.callbacks.Callback):
       every: period in epochs.
       write_logdir: where this process writes its checkpoint, if not ``logdir``
         (a non-chief worker of a multi-worker run; it resumes from the chief's).
+      adjustments: JSON-able settings a resume may change (saved, and reported when changed).
     """
 
-    def __init__(self, logdir, annealing, config, every=1, write_logdir=None):
+    def __init__(self, logdir, annealing, config, every=1, write_logdir=None, adjustments=None):
         super().__init__()
         self.path = resume_dir(logdir)
         self.write_path = resume_dir(write_logdir or logdir)
         self.annealing = annealing
         self.config = config
+        self.adjustments = dict(adjustments or {})
         self.every = max(int(every), 1)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -94,17 +100,23 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         if done % self.every and done != self.params.get("epochs"):
             return
         state = {"epochs_done": done, "schedule": self.annealing.schedule.get_state(),
-                 "kl_history": self.annealing.history, "config": self.config}
+                 "kl_history": self.annealing.history, "config": self.config, "adjustments": self.adjustments}
         with atomic_directory(self.write_path) as tmp:
             self.model.save_weights(os.path.join(tmp, WEIGHTS, "ckpt"), save_format="tf")
             with open(os.path.join(tmp, STATE_FILE), "w") as f:
                 json.dump(state, f, default=float)
 
-    def restore(self, model):
+    def restore(self, model, strategy=None, progress=print):
         """Load a saved checkpoint into ``model`` (compiled); returns epochs done (0 if none).
 
+        Args:
+          model: the compiled model (its optimizer's slots are built here, under ``strategy``).
+          strategy: the `tf.distribute.Strategy` the model was built under (None: default).
+          progress: callable for one-line messages (a changed adjustable setting).
+
         Raises:
-          ResumeConflict if the checkpoint was written by a run with another config.
+          ResumeConflict if the checkpoint was written by a run with another config,
+          or does not hold every variable of the model and its optimizer.
         """
         if recover_directory(self.path):  # a kill between the two renames of the last checkpoint
             print(f"[dgbn] recovered the checkpoint {self.path!r} from an interrupted replacement", flush=True)
@@ -118,8 +130,22 @@ class ResumeCheckpoint(keras.callbacks.Callback):
                              if state.get("config", {}).get(k) != self.config.get(k))
             raise ResumeConflict(f"{self.path!r} holds a checkpoint of a run with other settings ({', '.join(changed)}); "
                              f"remove it or use another --logdir")
-        # Optimizer slots are created lazily; expect_partial lets them restore on first use.
-        model.load_weights(os.path.join(self.path, WEIGHTS, "ckpt")).expect_partial()
+        # Adam's slots are created lazily on the first step; build them now so that the
+        # match check below covers them (a lazily restored slot that is missing would
+        # otherwise start from zero without a word).
+        with (strategy or tf.distribute.get_strategy()).scope():
+            model.optimizer.build(model.trainable_variables)
+        status = model.load_weights(os.path.join(self.path, WEIGHTS, "ckpt"))
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as e:
+            raise ResumeConflict(f"{self.path!r} does not hold every variable of this model and its optimizer "
+                                 f"({str(e).splitlines()[0][:200]}); remove it or use another --logdir") from None
+        status.expect_partial()  # entries of objects not built yet (compiled metrics) restore on first use
+        for name, old in (state.get("adjustments") or {}).items():
+            if self.adjustments.get(name, old) != old:
+                progress(f"resuming with {name} {self.adjustments[name]:g} (was {old:g}): "
+                         f"the schedule continues from the restored step")
         self.annealing.schedule.set_state(state["schedule"])
         self.annealing.history = [tuple(h) for h in state["kl_history"]]
         return int(state["epochs_done"])
@@ -136,7 +162,8 @@ def resumable_fit(model, annealing, config, training_data, validation_data, epoc
     Args:
       model: a compiled `BayesianModel`.
       annealing: its `KLAnnealing` callback (first in the callback order).
-      config: the run's settings (``logdir``; ``identity()`` identifies the run).
+      config: the run's settings (``logdir``; ``identity()`` identifies the run,
+        ``adjustments()`` may change on resume).
       training_data: function ``initial_epoch -> dataset`` of endless batches, so
         a resumed run's data can continue where it stopped.
       validation_data, epochs, verbose: as for ``fit``.
@@ -155,8 +182,8 @@ def resumable_fit(model, annealing, config, training_data, validation_data, epoc
     """
     write_logdir = config.logdir if strategy is None else worker_path(config.logdir, strategy)
     checkpoint = ResumeCheckpoint(config.logdir, annealing, config.identity(), every=every,
-                                  write_logdir=write_logdir)
-    initial = checkpoint.restore(model)
+                                  write_logdir=write_logdir, adjustments=config.adjustments())
+    initial = checkpoint.restore(model, strategy, progress)
     if initial:
         progress(f"resuming from {checkpoint.path} after epoch {initial} of {epochs}")
     history = model.fit(training_data(initial), validation_data=validation_data, epochs=epochs,

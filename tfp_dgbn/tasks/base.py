@@ -65,6 +65,10 @@ class TrainSettings:
     positive = ("epochs", "batch_size", "num_samples", "plot_every", "ensemble")
     #: settings that do not identify a run (a resume with other values is allowed)
     cosmetic = ("verbose", "plot_every")
+    #: settings a resumed run may change (reported when it does): after a divergence the
+    #: advice is a smaller learning rate, and the cosine schedule continues from the
+    #: restored step with the new peak rate
+    adjustable = ("learning_rate",)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -100,7 +104,11 @@ class TrainSettings:
 
     def identity(self):
         """The settings that identify a run (a resumable checkpoint must match them)."""
-        return {k: v for k, v in self.to_dict().items() if k not in self.cosmetic}
+        return {k: v for k, v in self.to_dict().items() if k not in self.cosmetic + self.adjustable}
+
+    def adjustments(self):
+        """The settings a resumed run may change (`adjustable`), name -> value."""
+        return {k: v for k, v in self.to_dict().items() if k in self.adjustable}
 
 
 @dataclass
