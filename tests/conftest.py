@@ -6,12 +6,18 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tfp_dgbn  # noqa: E402,F401  (sets the Keras 2 switch before TF loads)
-from tfp_dgbn.fit.distribute import configure_cpu_devices  # noqa: E402
 
-# Two logical CPU devices for the MirroredStrategy tests; it must happen
-# before the first TensorFlow op. Single-device code runs on the first.
-configure_cpu_devices(2)
+def pytest_configure(config):
+    """Set up TensorFlow in every process that runs tests (not in pytest-xdist's controller, which runs none)."""
+    if getattr(config.option, "numprocesses", None) and not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    import tfp_dgbn  # noqa: F401  (sets the Keras 2 switch before TF loads)
+    from tfp_dgbn.fit.distribute import configure_cpu_devices
+
+    # Two logical CPU devices for the MirroredStrategy tests; it must happen
+    # before the first TensorFlow op. Single-device code runs on the first.
+    configure_cpu_devices(2)
+
 
 # Run in parallel with `pytest -n 2` (pytest-xdist, `--dist loadgroup`): every test
 # of a file goes to one worker, so a module-scoped fit is made once; the tests that

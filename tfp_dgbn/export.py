@@ -37,9 +37,10 @@ from tfp_dgbn.predict import METADATA_FILE, members, predictive_moments, sample_
 class PredictiveModule(tf.Module):
     """The exported module around a trained `BayesianModel`, or a list of them (a Bayesian ensemble; module docstring)."""
 
-    def __init__(self, model):
+    def __init__(self, model, vectorized=None):
         super().__init__(name="dgbn_predictive")
         self.members = members(model)
+        self.vectorized = vectorized
         self.model = self.members[0]  # the head and input width (members share them)
         num_features = int(self.model.inputs[0].shape[-1])
         spec = (tf.TensorSpec([None, num_features], tf.float32, name="features"),
@@ -64,7 +65,7 @@ class PredictiveModule(tf.Module):
 
     def _named(self, features, num_samples):
         features, num_samples = self._checked(features, num_samples)
-        return sample_named(self.members, features, num_samples)
+        return sample_named(self.members, features, num_samples, self.vectorized)
 
     def _predictive(self, features, num_samples):
         named = self._named(features, num_samples)
@@ -77,7 +78,7 @@ class PredictiveModule(tf.Module):
         return {"samples": tf.cast(self.model.head.from_named(named).sample(), tf.float32)}
 
 
-def export_predictive(model, path, metadata=None):
+def export_predictive(model, path, metadata=None, vectorized=None):
     """Export ``model`` as a SavedModel serving its predictive distribution, atomically.
 
     Args:
@@ -85,11 +86,13 @@ def export_predictive(model, path, metadata=None):
         independently on the same data (a Bayesian ensemble: the export serves their equal mixture).
       path: target directory; replaced only once the new export is complete.
       metadata: extra JSON-able metadata (feature names and ranges, training config).
+      vectorized: how the signatures draw the weights (`BayesianModel.sample_params`; None:
+        batched where the layers allow it, False: one draw after another).
 
     Returns:
       The metadata dict written beside the SavedModel.
     """
-    module = PredictiveModule(model)
+    module = PredictiveModule(model, vectorized)
     head = module.model.head
     probe = module.predictive.get_concrete_function()
     named = head.named_params(tf.zeros([1, 1] + list(head.event_shape) + [head.params_size]))

@@ -136,8 +136,11 @@ def members(model):
     return models
 
 
-def sample_named(model, features, num_samples):
+def sample_named(model, features, num_samples, vectorized=None):
     """Named head parameters of S weight draws, each [S, B, ...], from one model or an equal mixture of several.
+
+    ``vectorized``: as `BayesianModel.sample_params` (None: all draws of a chunk in one batched
+    computation where the layers allow it).
 
     A Bayesian ensemble of K networks (each its own posterior q_k) has the
     predictive (1/K) sum_k p_k(y | x); draw i comes from network i mod K, so S
@@ -147,9 +150,9 @@ def sample_named(model, features, num_samples):
     models = members(model)
     head = models[0].head
     if len(models) == 1:
-        return head.named_params(models[0].sample_params(features, num_samples))
+        return head.named_params(models[0].sample_params(features, num_samples, vectorized))
     per = (num_samples + len(models) - 1) // len(models)
-    parts = [head.named_params(m.sample_params(features, per)) for m in models]
+    parts = [head.named_params(m.sample_params(features, per, vectorized)) for m in models]
     out = {}
     for key in parts[0]:
         stacked = tf.stack([p[key] for p in parts], axis=1)  # [per, K, B, ...]: draw j of every network
@@ -158,14 +161,15 @@ def sample_named(model, features, num_samples):
     return out
 
 
-def model_predictor(model, metadata=None):
-    """A `Predictor` over a `BayesianModel` in memory, or a list of them (an ensemble); draws in one tf.function."""
+def model_predictor(model, metadata=None, vectorized=None):
+    """A `Predictor` over a `BayesianModel` in memory, or a list of them (an ensemble); draws in one tf.function
+    (``vectorized``: as `BayesianModel.sample_params`)."""
     models = members(model)
     head = models[0].head
 
     @tf.function(reduce_retracing=True)
     def draw(x, s):
-        return sample_named(models, x, s)
+        return sample_named(models, x, s, vectorized)
 
     def call(x, s):
         return draw(tf.constant(x), tf.constant(s, tf.int32))

@@ -8,14 +8,17 @@ The NLL is a one-draw Monte-Carlo estimate (Flipout), the KL is analytic.
 can be read off. The model's output is a `tfp.distributions.Distribution`
 (its last layer is a `tfp_dgbn.model.heads.DistributionHead`).
 """
+import numpy as np
 import tensorflow as tf
 
 from tfp_dgbn.model.heads import DistributionHead
 from tfp_dgbn.model.layers import _SerializableVariational
-from tfp_dgbn.validate import check_kl_weight
+from tfp_dgbn.validate import InputError, check_kl_weight
 from tfp_dgbn.tfk import keras
 
 LOG_KEYS = ("loss", "nll", "kl", "kl_raw", "kl_weight")
+#: activation memory per chunk of vectorised weight draws (`BayesianModel.sample_params`)
+CHUNK_BYTES = 256 * 2 ** 20
 
 
 @keras.saving.register_keras_serializable(package="tfp_dgbn")
@@ -144,22 +147,66 @@ class BayesianModel(keras.Model):
         return self._log(tf.reduce_mean(nll), kl, kl_raw)
 
     # --- prediction ----------------------------------------------------------
-    def sample_params(self, x, num_samples):
+    def sample_params(self, x, num_samples, vectorized=None, chunk_bytes=CHUNK_BYTES):
         """Raw head parameters for S independent weight draws, [S, B, *event_shape, P].
 
-        The draws run in one `tf.while_loop`, each a fresh model call, so each
-        draw is an independent weight sample (tiling the batch is not: Flipout
-        draws within one call share a perturbation).
+        Vectorised (the default where every Bayesian layer is dense or a 1x1
+        convolution): each layer samples the kernels and biases of many draws
+        at once, exactly from its posterior, and the network runs on a
+        draw-major batch of S x B rows, one batched matmul per layer. The draws
+        go in chunks of at most ``chunk_bytes`` of activations (about that much
+        memory at the peak); draws in different chunks and within one are
+        independent. Otherwise, or with ``vectorized=False``, the draws run
+        one after another in a `tf.while_loop`, each a fresh model call (each
+        call a Flipout draw per example, pseudo-independent across examples).
 
         Args:
-          x: features [B, D] (float32).
+          x: features [B, D] (float32; any [B, ...] the model takes).
           num_samples: S, a positive int or int32 scalar tensor.
+          vectorized: True, False or None (vectorised where possible).
+          chunk_bytes: activation memory per chunk of draws (bytes).
         """
         x = tf.convert_to_tensor(x, tf.float32)
-        ta = tf.TensorArray(tf.float32, size=num_samples, element_shape=None)
+        num_samples = tf.convert_to_tensor(num_samples, tf.int32)
+        layers = self._bayesian_layers()
+        can = all(layer.vectorizable() for layer in layers)
+        if vectorized and not can:
+            raise InputError("vectorised draws need dense or 1x1 convolution Bayesian layers")
+        if vectorized is False or not can:
+            return self._chunked(num_samples, lambda size: self.params_model(x, training=False)[None], 1)
+        per_draw = tf.cast(tf.shape(x)[0], tf.int64) * self._activation_floats() * 4
+        chunk = tf.cast(tf.clip_by_value(tf.cast(chunk_bytes, tf.int64) // tf.maximum(per_draw, 1), 1,
+                                         tf.cast(num_samples, tf.int64)), tf.int32)
+
+        def draws(size):
+            for layer in layers:
+                layer.draws = size
+            try:
+                rows = tf.tile(x, tf.concat([[size], tf.ones([tf.rank(x) - 1], tf.int32)], 0))  # draw-major
+                out = self.params_model(rows, training=False)
+            finally:
+                for layer in layers:
+                    layer.draws = None
+            return tf.reshape(out, tf.concat([[size, tf.shape(x)[0]], tf.shape(out)[1:]], 0))
+
+        return self._chunked(num_samples, draws, chunk)
+
+    @staticmethod
+    def _chunked(num_samples, run, chunk):
+        """``run(size)`` ([size, B, ...]) over chunks of ``chunk`` draws in a `tf.while_loop`, concatenated."""
+        ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False, element_shape=None)
 
         def body(i, ta):
-            return i + 1, ta.write(i, self.params_model(x, training=False))
+            return i + 1, ta.write(i, run(tf.minimum(chunk, num_samples - i * chunk)))
 
-        _, ta = tf.while_loop(lambda i, _: i < num_samples, body, (tf.constant(0), ta))
-        return ta.stack()
+        steps = (num_samples + chunk - 1) // chunk
+        _, ta = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), ta))
+        return ta.concat()
+
+    def _activation_floats(self):
+        """Floats of activations per example and draw: the sum of the params model's layer outputs."""
+        total = 0
+        for layer in self.params_model.layers:
+            shapes = layer.output_shape if isinstance(layer.output_shape, list) else [layer.output_shape]
+            total += sum(int(np.prod([d or 1 for d in shape[1:]], dtype=np.int64)) for shape in shapes)
+        return total

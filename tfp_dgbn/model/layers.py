@@ -10,6 +10,7 @@ from TFP's only in configuration: the callables are the named Keras objects of
 Example:
   >>> layer = dense_flipout(16, num_train=1000, seed=1, activation="relu")
 """
+import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_dgbn.model.variational import (
@@ -61,6 +62,37 @@ class _SerializableVariational:
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+    #: S while `BayesianModel.sample_params` evaluates S weight draws at once (the layer's
+    #: batch is then draw-major, S x B); None for an ordinary call.
+    draws = None
+
+    def call(self, inputs):
+        if self.draws is None:
+            return super().call(inputs)
+        return self._call_draws(inputs, self.draws)
+
+    def vectorizable(self):
+        """Whether S draws can be evaluated as one batched matmul: dense, or a 1x1 stride-1 convolution."""
+        if not hasattr(self, "kernel_size"):
+            return True
+        return (tuple(self.kernel_size) == (1, 1) and tuple(self.strides) == (1, 1)
+                and tuple(self.dilation_rate) == (1, 1) and self.data_format == "channels_last")
+
+    def _call_draws(self, inputs, draws):
+        """``inputs`` [S * B, ..., C] (draw-major) through S independent exact posterior draws of the
+        weights, one per block of B rows: kernel [S, C, units] and bias [S, units] sampled at once."""
+        units = self.kernel_posterior.event_shape[-1]
+        channels = self.kernel_posterior.event_shape[-2]
+        # A fresh stateless seed per call (a stateful draw), as `ReplicaSample` does for training.
+        seeds = tf.random.uniform([2, 2], minval=tf.int32.min, maxval=tf.int32.max, dtype=tf.int32)
+        kernel = tf.reshape(self.kernel_posterior.sample(draws, seed=seeds[0]), [draws, channels, units])
+        x = tf.reshape(inputs, [draws, -1, channels])
+        y = tf.matmul(x, kernel)  # [S, B * pixels, units]
+        if self.bias_posterior is not None:
+            y = y + self.bias_posterior.sample(draws, seed=seeds[1])[:, None, :]
+        y = tf.reshape(y, tf.concat([tf.shape(inputs)[:-1], [units]], 0))
+        return self.activation(y) if self.activation is not None else y
 
     def divergence_fns(self):
         """The layer's `ScaledKLDivergence` objects paired with (posterior, prior)."""
