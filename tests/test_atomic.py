@@ -1,6 +1,7 @@
 """An export that fails midway leaves the previous export whole and loadable."""
 import json
 import os
+import types
 
 import numpy as np
 import pytest
@@ -100,6 +101,9 @@ def test_resume_finds_a_checkpoint_whose_replacement_was_interrupted(tmp_path):
     checkpoint = ResumeCheckpoint(str(logdir), KLAnnealing(from_spec("constant:weight=1")), {"epochs": 7})
 
     class NoWeights:  # restore() loads weights after reading the state: stop there
+        optimizer = types.SimpleNamespace(build=lambda variables: None)  # slots are built before loading
+        trainable_variables = []
+
         def load_weights(self, path):
             raise RuntimeError("weights " + os.path.relpath(path, logdir))
 
