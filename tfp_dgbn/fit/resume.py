@@ -6,15 +6,16 @@ checkpoint: weights, Adam moments, step counter, kl_weight) and ``state.json``
 (epochs done, the KL schedule's state, the KLAnnealing log). The directory is
 written beside and renamed into place (`tfp_dgbn.atomic`), so a kill at any
 moment leaves either the previous or the new checkpoint, never half of one.
-Running the same job again finds it, restores everything (the optimizer's slots
-are built first, so a checkpoint that lacks any of them is refused rather than
-silently continued with a fresh Adam), and continues with
-``initial_epoch`` = epochs done; the learning rate may differ (the advice after a
-divergence), the cosine schedule then continues from the restored step: the run ends after the same total number of
-epochs, and TensorBoard gets each epoch's summaries at most once (the checkpoint
-is written before the epoch's summaries, so a kill in between leaves that epoch's
-summaries unwritten, as the resumed run starts after it; never twice). A run that
-finishes removes its resume directory, so the next run starts fresh.
+Running the same job again finds it, restores everything and continues with
+``initial_epoch`` = epochs done: the run ends after the same total number of
+epochs. The optimizer's slots are built before the restore, so a checkpoint that
+lacks any of them is refused rather than continued with a fresh Adam. The
+learning rate may differ (the advice after a divergence): the cosine schedule
+then continues from the restored step at the new peak rate. TensorBoard gets each
+epoch's summaries at most once (the checkpoint is written before the epoch's
+summaries, so a kill in between leaves that epoch's summaries unwritten, as the
+resumed run starts after it; never twice). A run that finishes removes its
+resume directory, so the next run starts fresh.
 
 `NaNGuard` stops training at the first non-finite loss by raising
 `NonFiniteLoss` (epoch and batch, 1-based), before any callback could save the
