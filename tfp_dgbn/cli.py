@@ -499,7 +499,8 @@ def main(argv=None):
     if extra:
         # An option of another task is refused by name, not silently dropped nor lost in a usage dump.
         return _refuse(parser, args, extra)
-    if args.command != "schedules":
+    # NumPy-only commands skip TensorFlow's import (~7 s): the schedule table and a .npz simulation.
+    if args.command != "schedules" and not (args.command == "simulate" and args.shards is None):
         load_tensorflow(args.verbose)
     commands = {"fit": _fit, "predict": _predict, "compare-kl": _compare_kl, "generate": _generate,
                 "simulate": _simulate, "evaluate": _evaluate, "small-data": _small_data,

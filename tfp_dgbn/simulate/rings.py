@@ -38,8 +38,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
 
+from tfp_dgbn.simulate import ring_kernels
 from tfp_dgbn.validate import InputError, check_positive_int
 
 FEATURE_NAMES = ("x0", "y0", "R", "w", "theta", "phi")
@@ -256,7 +256,7 @@ def sample_features(n, rng, config):
     return lo + (hi - lo) * rng.random((n, NUM_FEATURES))
 
 
-def expected_images(features, config, chunk_size=128):
+def expected_images(features, config):
     """Exact mean count per pixel given the features (the noised image's law).
 
     Each photon azimuth alpha defines a line through the ellipse centre; the
@@ -266,98 +266,39 @@ def expected_images(features, config, chunk_size=128):
     CDFs at consecutive crossings: exact along the line, within the window
     r_alpha +- `WINDOW` sigma (tail mass < 2e-9). The mean over alpha uses the
     midpoint rule with ``config.angle_samples`` points (docs/rings.md gives the
-    accuracy).
+    accuracy). The lines are walked by a compiled kernel
+    (`ring_kernels.expected_counts`), in parallel over rings.
 
     Args:
       features: [B, 6] (validated).
       config: `RingConfig`.
-      chunk_size: rings per vectorised step (memory ~ chunk * angles * 30 sigma floats).
 
     Returns:
       float64 [B, size, size] expected counts (photons + background).
     """
     f = check_ring_features(features, config)
-    size = config.image_size
-    out = np.empty((len(f), size, size))
-    bg = config.background()
-    # Rings of similar sigma share a chunk: the window's crossing count is set
-    # by the widest ring in it.
-    order = np.argsort(config.sigma_eff(f))
-    for start in range(0, len(f), chunk_size):
-        part = order[start:start + chunk_size]
-        out[part] = _ring_expectation(f[part], config) + bg
-    return out
+    centre, a_ax, b_ax, phi = config.geometry(f)
+    with ring_kernels.LOCK:
+        counts = ring_kernels.expected_counts(centre, a_ax, b_ax, phi, config.sigma_eff(f), config.mean_photons(f[:, 2]),
+                                              config.image_size, config.angle_samples, WINDOW, ring_kernels.PHI_TABLE)
+    return counts + config.background()
 
 
 WINDOW = 6.0  # half-width of the integration window along each line, in sigma
-
-
-def _edge_crossings(c, d, t_lo, count, size):
-    """Distances t along lines c + t d where they cross the integer pixel edges.
-
-    Starts at the first edge after t_lo and takes ``count`` edges in the
-    direction of travel, so the result is ascending along the last axis.
-    """
-    start = c + t_lo * d + size / 2.0  # position in edge units at the window start
-    first = np.where(d > 0, np.floor(start) + 1, np.ceil(start) - 1)
-    k = first[..., None] + np.sign(d)[..., None] * np.arange(count, dtype="float32")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = (k - size / 2.0 - c[..., None]) / d[..., None]
-    return np.where(d[..., None] == 0, np.inf, t)  # a line parallel to the edges crosses none
-
-
-def _ring_expectation(f, config):
-    size, m = config.image_size, config.angle_samples
-    b = len(f)
-    centre, a_ax, b_ax, phi = config.geometry(f)
-    sigma = config.sigma_eff(f).astype("float32")[:, None]
-    alpha = (np.arange(m) + 0.5) * (2 * math.pi / m)
-    u, v = a_ax[:, None] * np.cos(alpha), b_ax[:, None] * np.sin(alpha)  # ellipse frame [B, M]
-    cp, sp = np.cos(phi)[:, None], np.sin(phi)[:, None]
-    ox, oy = u * cp - v * sp, u * sp + v * cp
-    r = np.hypot(ox, oy)
-    # float32 for the bulk arrays: t and r are O(size), so CDF differences keep
-    # ~1e-6 absolute accuracy per segment at half the cost of float64.
-    dx, dy, r = (ox / r).astype("float32"), (oy / r).astype("float32"), r.astype("float32")
-    cx, cy = (np.broadcast_to(centre[:, i, None], (b, m)).astype("float32") for i in (0, 1))
-    t_lo, t_hi = r - WINDOW * sigma, r + WINDOW * sigma
-    count = int(np.ceil(2 * WINDOW * sigma.max())) + 1  # edges a window can cross per axis
-    t = np.concatenate([t_lo[..., None], _edge_crossings(cx, dx, t_lo, count, size),
-                        _edge_crossings(cy, dy, t_lo, count, size), t_hi[..., None]], axis=-1)
-    t = np.minimum(t, t_hi[..., None])  # crossings past the window add empty segments
-    t.sort(axis=-1, kind="stable")  # two ascending runs and two ends: a cheap merge
-    cdf = ndtr((t - r[..., None]) / sigma[..., None])
-    mass = np.diff(cdf, axis=-1)
-    mid = 0.5 * (t[..., 1:] + t[..., :-1])
-    col = np.floor(cx[..., None] + mid * dx[..., None] + size / 2.0).astype(np.int64)
-    row = np.floor(cy[..., None] + mid * dy[..., None] + size / 2.0).astype(np.int64)
-    ok = (col >= 0) & (col < size) & (row >= 0) & (row < size) & (mass > 0)
-    flat = (np.arange(b)[:, None, None] * size + row) * size + col
-    img = np.bincount(flat[ok], weights=mass[ok], minlength=b * size * size)
-    return (config.mean_photons(f[:, 2]) / m)[:, None, None] * img.reshape(b, size, size)
 
 
 def true_rings(features, config):
     """Noise-free geometric rings, anti-aliased: float32 [B, size, size] in [0, 1].
 
     The ring is the band of radial half-width w/2 around the ideal ellipse; a
-    pixel's value is the fraction of its ``supersample^2`` sub-pixels inside the band.
+    pixel's value is the fraction of its ``supersample^2`` sub-pixels inside the
+    band (compiled: `ring_kernels.band_fractions` sub-samples only the pixels
+    that can reach the band, which gives the same fractions).
     """
     f = check_ring_features(features, config)
-    size, k = config.image_size, config.supersample
-    sub = (np.arange(size * k) + 0.5) / k - size / 2.0
     centre, a_ax, b_ax, phi = config.geometry(f)
-    out = np.empty((len(f), size, size), "float32")
-    for i in range(len(f)):
-        px, py = sub[None, :] - centre[i, 0], sub[:, None] - centre[i, 1]
-        c, s = math.cos(phi[i]), math.sin(phi[i])
-        u, v = px * c + py * s, -px * s + py * c
-        rho = np.hypot(u, v)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r_e = a_ax[i] * b_ax[i] * rho / np.hypot(b_ax[i] * u, a_ax[i] * v)
-        inside = np.abs(rho - np.nan_to_num(r_e)) <= 0.5 * f[i, 3]
-        out[i] = inside.reshape(size, k, size, k).mean(axis=(1, 3))
-    return out
+    with ring_kernels.LOCK:
+        return ring_kernels.band_fractions(centre, a_ax, b_ax, phi, f[:, 3], config.image_size, config.supersample)
 
 
 def noised_images(features, rng, config, return_photons=False):
