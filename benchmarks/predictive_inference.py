@@ -4,8 +4,9 @@ Measures, side by side and interleaved, for the toy-gaussian Bayesian MLP and th
 with B = 256 feature rows:
   (a) the exported `predictive` signature (S draws as batched math over the posterior's parameters,
       in chunks of bounded memory: `BayesianModel.sample_params`),
-  (a') the same export drawing one weight sample after another in a tf.while_loop (the signature
-      before issue 19: `export_predictive(..., vectorized=False)`),
+  (a') the same export drawing one weight sample after another in a tf.while_loop, each draw a
+      Flipout call in TFP's two-convolution form (the signature before issue 19:
+      `export_predictive(..., vectorized=False)`, `tfp_form`),
   (b) the same model called S times eagerly from Python (`model.params_model(x)` per draw),
   (c) the same network in PyTorch + bayesian-torch, S calls under `torch.no_grad()` (if installed).
 Prints tables (median seconds over repeats and ratios) and writes them to its section of docs/benchmarks.md.
@@ -15,6 +16,7 @@ bayesian-torch's loop and >= 3x the loop signature (a'); ring signature >= 2x (a
 Usage: python benchmarks/predictive_inference.py [--samples 100] [--batch 256] [--repeats 7] [--ring-repeats 3]
 """
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -46,12 +48,26 @@ def _torch_loop(torch_model, x, samples):
     return run
 
 
+@contextlib.contextmanager
+def tfp_form(model):
+    """Within: the model's 1x1 Flipout layers use TFP's two-convolution form, as before issue 19."""
+    layers = [layer for layer in model.layers if hasattr(layer, "fused_1x1")]
+    for layer in layers:
+        layer.fused_1x1 = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.fused_1x1 = True
+
+
 def compare(model, torch_model, x, samples, repeats):
     """Median seconds of S draws: the export's signature, an eager loop, and the torch loop (if any)."""
     with tempfile.TemporaryDirectory() as tmp:
         sigs = {}
         for name, vectorized in (("graph", None), ("graph_loop", False)):
-            export_predictive(model, os.path.join(tmp, name), vectorized=vectorized)
+            with tfp_form(model) if name == "graph_loop" else contextlib.nullcontext():
+                export_predictive(model, os.path.join(tmp, name), vectorized=vectorized)
             sigs[name] = tfp_dgbn.load(os.path.join(tmp, name)).saved_model.signatures["predictive"]
         xs, s = tf.constant(x), tf.constant(samples)
 
@@ -92,7 +108,8 @@ def _torch_models():
 
 
 LABELS = {"graph": "SavedModel `predictive` signature (one call, vectorised draws)",
-          "graph_loop": "the same signature drawing one weight sample after another (tf.while_loop)",
+          "graph_loop": ("the same signature drawing one weight sample after another "
+                         "(tf.while_loop; TFP Flipout form: before issue 19)"),
           "eager": "Python loop of eager tf_keras model calls",
           "torch": "PyTorch + bayesian-torch, Python loop under `no_grad`"}
 
@@ -150,14 +167,15 @@ def main(argv=None):
     rows += ["", f"Ring evaluation as the main job runs it (`evaluate_rings`: {args.eval_rings:,} held-out rings, "
                  "32 draws, untrained generator; one run each, after a warm-up call):", "",
              "| weight draws | seconds |", "|---|---|",
-             f"| one after another (tf.while_loop) | {evaluation['loop']:.1f} |",
+             f"| one after another (tf.while_loop, TFP's Flipout form: before issue 19) | {evaluation['loop']:.1f} |",
              f"| vectorised | {evaluation['vectorized']:.1f} |", "",
              f"- evaluation: vectorised draws take **{evaluation['vectorized'] / evaluation['loop']:.2f}x** the loop's "
              f"time (goal: halved, <= 0.5x): {'met' if evaluation['vectorized'] <= 0.5 * evaluation['loop'] else 'NOT met'}."]
     rows += ["", *goals, "",
              "The vectorised draws sample each layer's S kernels and biases at once (exact, independent "
-             "posterior draws) and run the network on a draw-major batch of S x B rows; chunks of draws keep "
-             "the activations under 256 MiB (`CHUNK_BYTES`).",
+             "posterior draws) and run the network on a draw-major batch of draws x examples rows, in chunks of "
+             "at most 24 MiB of activations (`CHUNK_BYTES`). The loop rows draw one sample after another with "
+             "TFP's two-convolution Flipout form, as before issue 19.",
              f"Written by `python benchmarks/predictive_inference.py` on {os.cpu_count()} cores, "
              f"{time.strftime('%Y-%m-%d')}.", ""]
     write_section("predictive_inference", "\n".join(rows), args.out)
@@ -177,13 +195,15 @@ def ring_evaluation(n):
     model = ring_generator(40000, config, seed=0)
     seconds = {}
     for name, vectorized in (("loop", False), ("vectorized", None)):
-        predictor = model_predictor(model, vectorized=vectorized)
-        args = (predictor, data["features"], data["noised"], data["expected"], data["expected"].mean(0), config)
-        evaluate_rings(predictor, data["features"][:50], data["noised"][:50], data["expected"][:50],
-                       data["expected"].mean(0), config, pit_images=50)  # warm-up: tracing
-        t = time.perf_counter()
-        evaluate_rings(*args)
-        seconds[name] = time.perf_counter() - t
+        with tfp_form(model) if name == "loop" else contextlib.nullcontext():  # the loop as before issue 19
+            predictor = model_predictor(model, vectorized=vectorized)
+            args = (predictor, data["features"], data["noised"], data["expected"], data["expected"].mean(0), config)
+            # warm-up: tracing, with the evaluation's own batch of 250 rings (a smaller batch traces again)
+            evaluate_rings(predictor, data["features"][:250], data["noised"][:250], data["expected"][:250],
+                           data["expected"].mean(0), config, pit_images=50)
+            t = time.perf_counter()
+            evaluate_rings(*args)
+            seconds[name] = time.perf_counter() - t
     return seconds
 
 

@@ -4,6 +4,8 @@ Variants (same architecture, batch 64, Adam, per-image negative ELBO):
   - tfp_dgbn Flipout (the default: tf_keras ``fit``, tf.data with prefetch);
   - the same network with deterministic layers (no KL): the arithmetic floor;
   - TFP reparameterization layers (one weight draw per batch);
+  - Flipout in TFP's own two-convolution form (x M + ((x s_in) D) s_out) instead of the
+    package's one matmul with a kernel per example (issue 19);
   - Flipout without prefetch (NumPy arrays into ``fit``), and with XLA ``jit_compile``;
   - PyTorch + bayesian-torch Flipout, and PyTorch deterministic (if torch is installed:
     ``pip install -r benchmarks/requirements.txt``).
@@ -11,7 +13,7 @@ Each repeat times ``--steps`` training steps of every variant in turn (interleav
 machine's drift hits all alike); the table gives medians, examples/s, how far the resident
 memory peaked above where each variant's steps started, and ratios to tfp_dgbn Flipout.
 
-Goals (issue 6): Flipout at most 2.0x slower than deterministic; at least 2.0x bayesian-torch.
+Goals: Flipout at most 2.0x slower than deterministic (issue 6), 1.8x (issue 19); at least 2.0x bayesian-torch.
 
 Usage: python benchmarks/training_throughput.py [--steps 60] [--repeats 5] [--batch 64]
 """
@@ -53,10 +55,14 @@ class StepClock(keras.callbacks.Callback):
         return self.ends[-1] - self.ends[SETTLED - 1], len(self.ends) - SETTLED
 
 
-def tf_variant(kind, x, y, batch, steps, prefetch=True, jit_compile=False):
+def tf_variant(kind, x, y, batch, steps, prefetch=True, jit_compile=False, fused=True):
     """A function running ``steps`` training steps of one tfp_dgbn variant (warmed up once); each call
-    returns the steady-state (seconds, batches) inside its ``fit`` call (`StepClock`)."""
+    returns the steady-state (seconds, batches) inside its ``fit`` call (`StepClock`). ``fused=False``:
+    the 1x1 Flipout layers use TFP's two-convolution form instead of one matmul with per-example kernels."""
     model = ring_generator(N_TRAIN, kind=kind, seed=0)
+    for layer in model.layers:
+        if hasattr(layer, "fused_1x1"):
+            layer.fused_1x1 = fused
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
     clock = StepClock()
     if prefetch:
@@ -114,6 +120,8 @@ def main(argv=None):
         "tfp_dgbn Flipout (fit, tf.data prefetch)": lambda: tf_variant("flipout", x, y, b, s),
         "deterministic, same architecture": lambda: tf_variant("deterministic", x, y, b, s),
         "TFP reparameterization": lambda: tf_variant("reparameterization", x, y, b, s),
+        "Flipout, TFP's two-convolution form (before issue 19)": lambda: tf_variant("flipout", x, y, b, s,
+                                                                                   fused=False),
         "Flipout, NumPy arrays into fit (no prefetch)": lambda: tf_variant("flipout", x, y, b, s, prefetch=False),
         "Flipout, XLA jit_compile": lambda: tf_variant("flipout", x, y, b, s, jit_compile=True),
         "PyTorch + bayesian-torch Flipout": lambda: torch_variant(False, x, y, b, s),
@@ -164,6 +172,11 @@ def main(argv=None):
     goals = [f"- Flipout vs deterministic, steady state: Flipout is **{det / flip:.2f}x slower** (goals: <= 2.0x, "
              f"issue 6; <= 1.8x, issue 19): {'met' if det / flip <= 1.8 else 'NOT met'}; per timed call "
              f"{rate['deterministic, same architecture'] / ref:.2f}x."]
+    tfp_form = "Flipout, TFP's two-convolution form (before issue 19)"
+    if tfp_form in steady:
+        goals.append(f"- The fused 1x1 Flipout vs TFP's two-convolution form, steady state: "
+                     f"**{flip / steady[tfp_form]:.2f}x** its throughput (TFP's form is {det / steady[tfp_form]:.2f}x "
+                     "the deterministic step).")
     numpy_name = "Flipout, NumPy arrays into fit (no prefetch)"
     if numpy_name in steady:
         goals.append(f"- NumPy arrays vs the index pipeline: {ref / rate[numpy_name]:.2f}x per timed call, "

@@ -32,3 +32,25 @@ def test_unknown_kind_is_named():
         dense_layer("bayes", 4, 10, 0)
     with pytest.raises(ValueError, match="unknown layer kind 'x'"):
         conv2d_layer("x", 4, 1, 10, 0)
+
+
+def test_fused_1x1_flipout_equals_tfps_two_convolutions():
+    """Our 1x1 Conv2DFlipout computes x_b (M + s_in,b s_out,b^T * D) per example; TFP computes
+    x M + ((x * s_in) D) * s_out. With the same global seed both draw the same perturbation D and
+    the same signs, so the outputs agree to float32 rounding (sums of 6 products of O(1) terms),
+    while a second call draws new signs and differs by O(1)."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    layer = conv2d_layer("flipout", 8, 1, seed=3, num_train=10, prior_scale=1.0, init_scale=0.3, name="c")
+    x = tf.random.normal([4, 5, 5, 6], seed=1)
+    layer(x)
+    tf.random.set_seed(7)
+    ours = layer._apply_variational_kernel(x).numpy()
+    tf.random.set_seed(7)
+    theirs = tfp.layers.Convolution2DFlipout._apply_variational_kernel(layer, x).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+    assert np.abs(layer._apply_variational_kernel(x).numpy() - ours).max() > 0.1
+    # A 3x3 kernel keeps TFP's computation (the per-example kernel is only for 1x1).
+    wide = conv2d_layer("flipout", 2, 3, seed=4, num_train=10, padding="same", name="w")
+    assert wide(x).shape == (4, 5, 5, 2) and not wide.vectorizable()

@@ -80,6 +80,27 @@ def test_one_draw_is_one_network_for_every_example():
     assert np.unique(out[:, 0, 0]).size == 16
 
 
+def test_a_batch_split_into_pieces_keeps_one_network_per_draw_and_the_law():
+    """When one draw of the batch exceeds the chunk, the batch goes in pieces; every piece of a draw
+    chunk re-creates the chunk's weights from its stateless seed. Identical rows in different pieces
+    get identical parameters in every draw, and the per-example law is still the loop's."""
+    model = bayesian_mlp(1, NormalHead(), 100, hidden=(8,), seed=1, init_scale=0.2)
+    per_row = model._activation_floats() * 4
+    out = model.sample_params(tf.constant([[0.3]] * 5), 16, vectorized=True, chunk_bytes=2 * per_row).numpy()
+    for k in range(1, 5):  # pieces of 2 rows: rows 0-1, 2-3, 4; a matmul of 1 or 2 rows may round differently
+        np.testing.assert_allclose(out[:, 0], out[:, k], rtol=1e-5, atol=1e-6)
+    gaps = np.abs(np.diff(np.sort(out[:, 0, 0])))
+    assert gaps.min() > 1e-4  # while the 16 draws differ by far more
+
+    ring = ring_generator(100, embedding=(8, 4), hidden=(8,), seed=2, init_scale=0.1)
+    features = rings.simulate(3, seed=seeds.key(4, "test"))["features"].astype("float32")
+    loop = _draws(ring, features, False)
+    pieces = _draws(ring, features, True, chunk_bytes=2 * ring._activation_floats() * 4)  # 1 draw, pieces 2 + 1
+    picked = seeds.rng(1, "test").choice(loop.shape[1], 40, replace=False)
+    _same_law(loop, pieces, picked)
+    _uncorrelated(pieces, picked)
+
+
 def test_a_layer_that_cannot_be_vectorised_falls_back_to_the_loop_or_is_named():
     from tfp_dgbn.model.bayesian_model import BayesianModel
     from tfp_dgbn.model.heads import PoissonHead

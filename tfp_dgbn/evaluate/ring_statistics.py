@@ -41,8 +41,9 @@ def ring_statistics(images, min_hits=4):
     hits = w.sum(axis=1)
     # Weighted normal equations of [x, y, 1] . (D, E, F) = -(x^2 + y^2), for every image at once.
     a = np.stack([x, y, np.ones_like(x)], axis=1)  # [P, 3]
-    ata = np.einsum("np,pi,pj->nij", w, a, a)
-    atb = np.einsum("np,pi,p->ni", w, a, -(x ** 2 + y ** 2))
+    # As matrix products over the pixels (a three-operand einsum ran as a slow nested loop).
+    ata = (w @ (a[:, :, None] * a[:, None, :]).reshape(len(a), 9)).reshape(len(c), 3, 3)
+    atb = w @ (a * -(x ** 2 + y ** 2)[:, None])
     ok = hits >= min_hits
     ok &= np.abs(np.linalg.det(np.where(ok[:, None, None], ata, np.eye(3)))) > 1e-9
     sol = np.full((len(c), 3), np.nan)

@@ -66,6 +66,9 @@ class _SerializableVariational:
     #: S while `BayesianModel.sample_params` evaluates S weight draws at once (the layer's
     #: batch is then draw-major, S x B); None for an ordinary call.
     draws = None
+    #: the stateless seed [2] of those S draws: calls with the same seed draw the same weights
+    #: (the pieces of one large batch); None: a fresh seed per call.
+    draw_seed = None
 
     def call(self, inputs):
         if self.draws is None:
@@ -84,8 +87,10 @@ class _SerializableVariational:
         weights, one per block of B rows: kernel [S, C, units] and bias [S, units] sampled at once."""
         units = self.kernel_posterior.event_shape[-1]
         channels = self.kernel_posterior.event_shape[-2]
-        # A fresh stateless seed per call (a stateful draw), as `ReplicaSample` does for training.
-        seeds = tf.random.uniform([2, 2], minval=tf.int32.min, maxval=tf.int32.max, dtype=tf.int32)
+        if self.draw_seed is None:  # a fresh stateless seed per call (a stateful draw), as `ReplicaSample` does
+            seeds = tf.random.uniform([2, 2], minval=tf.int32.min, maxval=tf.int32.max, dtype=tf.int32)
+        else:
+            seeds = tf.random.experimental.stateless_split(self.draw_seed, 2)
         kernel = tf.reshape(self.kernel_posterior.sample(draws, seed=seeds[0]), [draws, channels, units])
         x = tf.reshape(inputs, [draws, -1, channels])
         y = tf.matmul(x, kernel)  # [S, B * pixels, units]
@@ -113,9 +118,42 @@ class DenseFlipout(_SerializableVariational, tfp.layers.DenseFlipout):
 
 @keras.saving.register_keras_serializable(package="tfp_dgbn")
 class Conv2DFlipout(_SerializableVariational, tfp.layers.Convolution2DFlipout):
-    """`tfp.layers.Convolution2DFlipout` with serializable prior, posterior and KL term."""
+    """`tfp.layers.Convolution2DFlipout` with serializable prior, posterior and KL term.
+
+    For 1x1 stride-1 convolutions (the ring generator's per-pixel layers) the
+    Flipout estimator (Wen et al., 2018) is computed as one batched matmul: TFP
+    evaluates x M + ((x * s_in) D) * s_out, two convolutions and three passes
+    over the activations, where M is the posterior mean, D a draw of the
+    zero-mean perturbation and s_in, s_out per-example random signs. Per
+    example b that equals x_b (M + (s_in,b s_out,b^T) * D), a kernel per
+    example of C_in x C_out numbers, so the activations are read once. Same
+    signs (same seed stream and salt as TFP), same perturbation, same law;
+    outputs equal TFP's to float rounding (`tests/test_layer_kinds.py`).
+    """
 
     _ARCH_KEYS = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate")
+    #: False: TFP's two-convolution form (the training benchmark times both)
+    fused_1x1 = True
+
+    def _apply_variational_kernel(self, inputs):
+        if not (self.fused_1x1 and self.vectorizable()):
+            return super()._apply_variational_kernel(inputs)
+        from tensorflow_probability.python.util.seed_stream import SeedStream
+
+        posterior = self.kernel_posterior.distribution
+        self.kernel_posterior_affine = tfp.distributions.Normal(loc=tf.zeros_like(posterior.loc), scale=posterior.scale)
+        self.kernel_posterior_affine_tensor = self.kernel_posterior_tensor_fn(self.kernel_posterior_affine)
+        self.kernel_posterior_tensor = None
+        shape = tf.shape(inputs)
+        batch, channels = shape[0], shape[-1]
+        seed_stream = SeedStream(self.seed, salt="ConvFlipout")
+        sign_input = tfp.random.rademacher(tf.stack([batch, channels]), dtype=inputs.dtype, seed=seed_stream())
+        sign_output = tfp.random.rademacher(tf.stack([batch, self.filters]), dtype=inputs.dtype, seed=seed_stream())
+        mean = tf.reshape(posterior.loc, [channels, self.filters])
+        delta = tf.reshape(self.kernel_posterior_affine_tensor, [channels, self.filters])
+        kernels = mean + sign_input[:, :, None] * delta * sign_output[:, None, :]  # [B, C_in, C_out]
+        outputs = tf.matmul(tf.reshape(inputs, [batch, -1, channels]), kernels)
+        return tf.reshape(outputs, tf.concat([shape[:-1], [self.filters]], 0))
 
 
 @keras.saving.register_keras_serializable(package="tfp_dgbn")

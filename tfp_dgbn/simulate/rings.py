@@ -279,8 +279,9 @@ def expected_images(features, config):
     f = check_ring_features(features, config)
     centre, a_ax, b_ax, phi = config.geometry(f)
     with ring_kernels.LOCK:
-        counts = ring_kernels.expected_counts(centre, a_ax, b_ax, phi, config.sigma_eff(f), config.mean_photons(f[:, 2]),
-                                              config.image_size, config.angle_samples, WINDOW, ring_kernels.PHI_TABLE)
+        counts = ring_kernels.expected_counts(centre, a_ax, b_ax, phi, config.sigma_eff(f),
+                                              config.mean_photons(f[:, 2]), config.image_size, config.angle_samples,
+                                              WINDOW, ring_kernels.PHI_TABLE)
     return counts + config.background()
 
 
