@@ -79,17 +79,29 @@ def test_evaluation_is_exact_for_the_true_law_and_zero_for_the_blind_baseline():
     # Under the true law the randomised PIT is uniform: each of 10 bins holds 0.1 of 307,200
     # pixels (binomial SE 5e-4; pixels of one image are independent given the features).
     assert m["pit_max_deviation"] < 5 * np.sqrt(0.1 * 0.9 / 307200)
-    # Generated = simulated law: W1 is of the order of the two-sample floor.
+    # Generated = simulated law: W1 is of the order of the two-sample floor, and the classifier
+    # two-sample test (90 held-out pairs) cannot tell them apart: AUC 0.5 within 4 SE, as its floor.
     assert m["ring_w1_worst_ratio"] < 3.0
+    assert abs(m["c2st_auc"] - 0.5) < 4 * m["c2st_auc_se"]
+    assert abs(m["c2st_floor_auc"] - 0.5) < 4 * m["c2st_floor_auc_se"]
     blind_m = evaluate_rings(oracle(lambda x: np.log(np.repeat(blind[None], len(x), 0))), data["features"],
-                             data["noised"], data["expected"], blind, CONFIG, num_samples=2, batch_size=100)
+                             data["noised"], data["expected"], blind, CONFIG, num_samples=2, batch_size=100,
+                             c2st=False)
     assert blind_m["explained_fraction"] == pytest.approx(0.0, abs=1e-6) and blind_m["kl_gap"] > 5
+    # The classifier tells feature-blind images from simulated ones. Their rate comes from other rings:
+    # the mean of these very images would carry the classifier's training rows into the generated
+    # sample and push the held-out AUC below 0.5 (two_sample.classifier_two_sample_test).
+    other = np.maximum(rings.simulate(2000, seed=seeds.key(6, "test"))["noised"].mean(axis=0), 1e-6)
+    other_m = evaluate_rings(oracle(lambda x: np.log(np.repeat(other[None], len(x), 0))), data["features"],
+                             data["noised"], data["expected"], other, CONFIG, num_samples=2, batch_size=100,
+                             pit_images=10, replicas=1)
+    assert other_m["c2st_auc"] > 0.5 + 4 * other_m["c2st_auc_se"], other_m["c2st_auc"]
     # Known answer: rates c times the true ones give KL(Poisson(l) || Poisson(c l)) = l (c - 1 - log c) per
     # pixel, summed over the image; the estimate's own standard error (300 images) bounds the check at 4 SE.
     for c in (0.9, 1.1):
         scaled = oracle(lambda x: np.log(c * data["expected"][[index[r.tobytes()] for r in x]]))
         m = evaluate_rings(scaled, data["features"], data["noised"], data["expected"], blind, CONFIG, num_samples=2,
-                           batch_size=100, pit_images=10, replicas=1)
+                           batch_size=100, pit_images=10, replicas=1, c2st=False)
         want = float(np.mean(data["expected"].sum(axis=(1, 2)))) * (c - 1 - np.log(c))
         assert abs(m["kl_gap"] - want) < 4 * m["kl_gap_se"], (c, m["kl_gap"], m["kl_gap_se"], want)
         assert m["kl_gap"] > 4 * m["kl_gap_se"]  # and it is detected: > 0

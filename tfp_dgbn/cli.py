@@ -131,6 +131,11 @@ def build_parser():
     sim.add_argument("--shards", type=int, default=None, metavar="K",
                      help="write the train split as K TFRecord shards + manifest.json + heldout.npz into --out")
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--law", choices=["photon", "pattern"], default="photon",
+                     help="photon: the project's Poisson photon rings (default); pattern: the seed-pattern rings "
+                          "of the reference slides (32x32, multiplicative pixel noise; docs/seed_rings.md)")
+    sim.add_argument("--two-rings", action="store_true",
+                     help="pattern law: two rings per image, the second wholly present or absent (12 features)")
     sim.add_argument("--image-size", type=int, default=32, help="pixels per side (ranges scale with it)")
     sim.add_argument("--splits", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VAL", "TEST"))
     sim.add_argument("--expected", choices=["none", "heldout", "all"], default="heldout",
@@ -370,8 +375,18 @@ def _simulate(args):
     from tfp_dgbn.dataset.ring_files import load_rings, write_rings
     from tfp_dgbn.simulate.rings import RingConfig
 
+    from tfp_dgbn.simulate.laws import PatternLaw, PhotonLaw
+
     expected = {"none": (), "heldout": ("val", "test"), "all": ("train", "val", "test")}[args.expected]
+    if args.law == "pattern":
+        if args.image_size != 32 or args.shards is not None or args.plots:
+            raise InputError("the pattern law is 32x32 pixels, written as one .npz, without the photon law's "
+                             f"figures (got --image-size {args.image_size}, --shards {args.shards}, "
+                             f"--plots {args.plots})")
+    elif args.two_rings:
+        raise InputError("--two-rings applies to --law pattern")
     config = RingConfig.for_image_size(args.image_size) if args.image_size != 32 else RingConfig()
+    law = PatternLaw(args.two_rings) if args.law == "pattern" else PhotonLaw(config)
     if args.shards is not None:
         from tfp_dgbn.dataset.ring_shards import HELDOUT, write_shards
 
@@ -381,7 +396,7 @@ def _simulate(args):
                             fractions=args.splits, progress=not args.quiet)
         heldout_file = os.path.join(args.out, HELDOUT)
     else:
-        meta = write_rings(args.out, args.n, seed=args.seed, config=config, fractions=args.splits,
+        meta = write_rings(args.out, args.n, seed=args.seed, law=law, fractions=args.splits,
                            expected_splits=expected, true_ring=not args.no_true_ring, progress=not args.quiet)
         heldout_file = args.out
     shards = f" (train in {args.shards} TFRecord shards)" if args.shards else ""

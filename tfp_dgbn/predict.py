@@ -112,6 +112,11 @@ class Predictor:
         """The posterior predictive `tfd.Distribution` at features [B, D]."""
         return mixture(self.head, self.draws(features, num_samples))
 
+    def sample(self, features, num_samples=64):
+        """Posterior predictive samples [S, B, *event] (numpy): one output draw per weight draw, as the
+        export's ``sample`` signature."""
+        return np.asarray(self.head.from_named(self.draws(features, num_samples)).sample())
+
     def summary(self, features, num_samples=64):
         """`predictive_moments` as numpy arrays: mean, stddev, epistemic and aleatoric variance; for
         categorical heads class probabilities, predictive and expected entropy, mutual information."""

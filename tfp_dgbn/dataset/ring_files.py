@@ -2,14 +2,20 @@
 
 File layout (an uncompressed npz, so ``numpy.load`` reads it without pickle):
 
-  metadata                JSON string: format, generator config, seed, split
-                          sizes, package version, feature names, arrays
-  {split}/features        float32 [n, 6]   (x0, y0, R, w, theta, phi)
-  {split}/noised          uint16 [n, S, S] detector counts
-  {split}/true_ring       float16 [n, S, S] anti-aliased ring in [0, 1]
-                          (exact: values are multiples of 1/supersample^2)
-  {split}/expected        float32 [n, S, S] exact mean counts (val and test
+  metadata                JSON string: format, law (``photon`` or ``pattern``)
+                          and its settings (``config``: the `RingConfig` of a
+                          photon-law file; ``two_rings`` of a pattern file),
+                          seed, split sizes, package version, feature names, arrays
+  {split}/features        float32 [n, F]   (photon law: x0, y0, R, w, theta, phi;
+                          pattern law: ci, cj, R, s, theta, phi, twice for two rings)
+  {split}/noised          the recorded images [n, S, S]: uint16 photon counts,
+                          or float32 pattern-law intensities
+  {split}/true_ring       noise-free image: float16 anti-aliased photon ring in
+                          [0, 1] (multiples of 1/supersample^2), or float32 g1 + b g2
+  {split}/expected        float32 [n, S, S] exact mean images (val and test
                           by default; the truth every evaluation uses)
+  {split}/present         pattern law only: float32 [n], the second ring's b
+                          (not a feature; the truth of the two-ring evaluation)
 
 for split in train, val, test. Each split is simulated from its own seed
 sequence (seed, split index), so the test set does not change with the
@@ -31,11 +37,11 @@ import tfp_dgbn
 from tfp_dgbn.atomic import writable_parent
 from tfp_dgbn import seeds
 from tfp_dgbn.simulate import rings
+from tfp_dgbn.simulate.laws import PhotonLaw
 from tfp_dgbn.validate import InputError
 
 FORMAT = "tfp_dgbn.rings/1"
 SPLITS = ("train", "val", "test")
-DTYPES = {"features": "float32", "noised": "uint16", "true_ring": "float16", "expected": "float32"}
 
 
 def split_sizes(n, fractions=(0.8, 0.1, 0.1)):
@@ -50,14 +56,16 @@ def split_sizes(n, fractions=(0.8, 0.1, 0.1)):
 
 
 def write_rings(path, n, seed=0, config=None, fractions=(0.8, 0.1, 0.1), expected_splits=("val", "test"),
-                true_ring=True, progress=True, chunk_size=rings.BLOCK_SIZE, sizes=None):
+                true_ring=True, progress=True, chunk_size=rings.BLOCK_SIZE, sizes=None, law=None):
     """Simulate n rings and write them to ``path`` (see module docstring).
 
     Args:
       path: target ``.npz`` file; replaced only once the new file is complete.
       n: total rings over the three splits.
       seed: integer seed.
-      config: `RingConfig` (default: the defaults).
+      config: `RingConfig` of the photon law (default: the defaults).
+      law: a law of `tfp_dgbn.simulate.laws` instead (e.g. ``PatternLaw(two_rings=True)``);
+        ``config`` is then not used.
       fractions: train/val/test fractions.
       expected_splits: splits that also store the exact ``expected`` images
         (about 0.2 ms per ring on 2 cores).
@@ -74,7 +82,7 @@ def write_rings(path, n, seed=0, config=None, fractions=(0.8, 0.1, 0.1), expecte
     """
     from tqdm.auto import tqdm
 
-    config = config or rings.RingConfig()
+    law = law or PhotonLaw(config)
     if sizes is None:
         sizes = split_sizes(n, fractions)
     else:
@@ -95,16 +103,15 @@ def write_rings(path, n, seed=0, config=None, fractions=(0.8, 0.1, 0.1), expecte
         tmp = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".tmp-", dir=parent)
     except OSError as e:
         raise OSError(f"cannot write {path!r}: {e.strerror or e}") from None
-    metadata = {"format": FORMAT, "version": tfp_dgbn.__version__, "seed": int(seed),
-                "config": config.to_dict(), "feature_names": list(rings.FEATURE_NAMES),
-                "splits": sizes, "arrays": {}}
+    metadata = {"format": FORMAT, "version": tfp_dgbn.__version__, "seed": int(seed), **law.metadata(),
+                "feature_names": list(law.feature_names), "splits": sizes, "arrays": {}}
     try:
         partial = os.path.join(tmp, "rings.npz")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED, allowZip64=True) as zf, \
                 tqdm(total=int(n), unit="ring", desc="simulating", disable=not progress) as bar:
             for split in SPLITS:
                 if split in sizes:
-                    _write_split(zf, split, sizes[split], seeds.key(seed, split), config, chunk_size,
+                    _write_split(zf, split, sizes[split], seeds.key(seed, split), law, chunk_size,
                                  true_ring, split in expected_splits, metadata, bar, progress)
             zf.writestr("metadata.npy", _npy_bytes(np.array(json.dumps(metadata))))
         os.replace(partial, path)
@@ -113,32 +120,38 @@ def write_rings(path, n, seed=0, config=None, fractions=(0.8, 0.1, 0.1), expecte
     return metadata
 
 
-def _write_split(zf, split, count, key, config, chunk_size, true_ring, expected, metadata, bar, progress):
-    """Stream one split's arrays into ``zf``, one entry after another (the noised counts as they are simulated)."""
-    size = config.image_size
-    features = []
+def _write_split(zf, split, count, key, law, chunk_size, true_ring, expected, metadata, bar, progress):
+    """Stream one split's arrays into ``zf``, one entry after another (the noised images as they are simulated).
+
+    The per-row arrays of the chunks (features, and what else the law keeps per
+    row) are held in memory; the noise-free and expected images are computed
+    from them chunk by chunk.
+    """
+    size = law.image_size
+    parts = {name: [] for name in law.row_arrays}
 
     def noised():
-        for chunk in rings.generate(count, key, config, chunk_size):
-            features.append(chunk["features"])
+        for chunk in law.generate(count, key, chunk_size):
+            for name in law.row_arrays:
+                parts[name].append(chunk[name])
             bar.update(len(chunk["features"]))
             yield chunk["noised"]
 
-    _write_entry(zf, f"{split}/noised", (count, size, size), noised(), metadata)
-    features = np.concatenate(features)
-    _write_entry(zf, f"{split}/features", features.shape, [features], metadata)
-    steps = range(0, count, chunk_size)
+    _write_entry(zf, law, f"{split}/noised", (count, size, size), noised(), metadata)
+    rows = {name: np.concatenate(p) for name, p in parts.items()}
+    for name, array in rows.items():
+        _write_entry(zf, law, f"{split}/{name}", array.shape, [array], metadata)
+    pieces = [{name: a[i:i + chunk_size] for name, a in rows.items()} for i in range(0, count, chunk_size)]
     if true_ring:
-        _write_entry(zf, f"{split}/true_ring", (count, size, size),
-                     (rings.true_rings(features[i:i + chunk_size].astype("float64"), config) for i in steps), metadata)
+        _write_entry(zf, law, f"{split}/true_ring", (count, size, size), map(law.true_images, pieces), metadata)
     if expected:
-        _write_entry(zf, f"{split}/expected", (count, size, size),
-                     _exact_images(features, config, progress, chunk_size), metadata)
+        _write_entry(zf, law, f"{split}/expected", (count, size, size), _exact_images(law, pieces, count, progress),
+                     metadata)
 
 
-def _write_entry(zf, arcname, shape, chunks, metadata):
-    """Write an .npy entry of ``shape`` to ``zf`` from ``chunks`` (arrays along axis 0), converted to its `DTYPES`."""
-    dtype = np.dtype(DTYPES[arcname.split("/")[1]])
+def _write_entry(zf, law, arcname, shape, chunks, metadata):
+    """Write an .npy entry of ``shape`` to ``zf`` from ``chunks`` (arrays along axis 0), in the law's dtype."""
+    dtype = np.dtype(law.dtypes[arcname.split("/")[1]])
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
     nbytes = int(np.prod(shape)) * dtype.itemsize
     with zf.open(arcname + ".npy", "w", force_zip64=nbytes > 2 ** 30) as entry:
@@ -153,14 +166,14 @@ def _write_entry(zf, arcname, shape, chunks, metadata):
     metadata["arrays"][arcname] = {"dtype": dtype.name, "shape": list(shape)}
 
 
-def _exact_images(features, config, progress, chunk_size):
-    """`rings.expected_images` of ``features`` in chunks of ``chunk_size``, with a progress bar (~5,000 images/s)."""
+def _exact_images(law, pieces, count, progress):
+    """The law's expected images of each piece of rows, with a progress bar (~5,000 images/s for photon rings)."""
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(features), unit="ring", desc="exact images", leave=False, disable=not progress) as bar:
-        for start in range(0, len(features), chunk_size):
-            yield rings.expected_images(features[start:start + chunk_size].astype("float64"), config)
-            bar.update(len(features[start:start + chunk_size]))
+    with tqdm(total=count, unit="ring", desc="exact images", leave=False, disable=not progress) as bar:
+        for piece in pieces:
+            yield law.expected_images(piece)
+            bar.update(len(piece["features"]))
 
 
 def _npy_bytes(array):
@@ -199,8 +212,8 @@ def load_rings(path, split="train"):
     """Arrays of one split: dict name -> array (see module docstring), plus its metadata.
 
     Returns:
-      (arrays, metadata); ``metadata["config"]`` rebuilds the generator with
-      `RingConfig.from_dict`.
+      (arrays, metadata); `tfp_dgbn.simulate.laws.law_from_metadata` rebuilds the law
+      (``metadata["config"]`` a photon law's `RingConfig`).
     """
     if split not in SPLITS:
         raise InputError(f"split must be one of {SPLITS}, got {split!r}")

@@ -11,6 +11,10 @@
   (independent simulator samples of the same features), both averaged over replicas.
 - Per-pixel randomised PIT: u ~ U(F(y - 1), F(y)) under the predictive is
   uniform when the model is calibrated; reported as a 10-bin histogram.
+- The joint law of an image: a classifier two-sample test
+  (`tfp_dgbn.evaluate.two_sample`): held-out AUC of a network telling the
+  generated replica from the simulated image given the features, next to its
+  floor (an independent simulator replica against the same images).
 """
 import numpy as np
 from scipy import stats
@@ -153,7 +157,7 @@ def compare_ring_statistics(generated, simulated, floor_samples, features, bins=
 
 
 def evaluate_rings(predictor, features, images, expected, train_mean_image, config, num_samples=32,
-                   batch_size=250, pit_images=500, replicas=5, seed=0):
+                   batch_size=250, pit_images=500, replicas=5, seed=0, c2st=True):
     """All held-out metrics of a ring generator (module docstring).
 
     Args:
@@ -167,12 +171,13 @@ def evaluate_rings(predictor, features, images, expected, train_mean_image, conf
       pit_images: images whose pixels enter the PIT histogram (cost ~ S * pixels CDFs).
       replicas: generated and floor replicas averaged in the ring-statistics W1 (<= num_samples).
       seed: seeds the generated sample, the floor sample and the PIT.
+      c2st: also run the classifier two-sample test (needs >= 20 rings).
 
     Returns:
       dict: nll, nll_true, nll_blind (nats/image), kl_gap (+ se), kl_gap_blind,
       explained_fraction, pit_histogram (10 bins, ideal 0.1 each), pit_max_deviation,
-      ring_statistics (list of rows), ring_w1_worst_ratio, and ``generated`` images
-      [replicas, N, S, S].
+      ring_statistics (list of rows), ring_w1_worst_ratio, c2st_auc (+ se) and
+      c2st_floor_auc (+ se), and ``generated`` images [replicas, N, S, S].
     """
     features = np.asarray(features, "float32")
     replicas = min(int(replicas), int(num_samples))
@@ -191,7 +196,14 @@ def evaluate_rings(predictor, features, images, expected, train_mean_image, conf
     generated = np.stack([rng.poisson(np.exp(d)) for d in first_draws])
     floor_samples = np.stack([rings.noised_images(features, rng, config) for _ in range(replicas)])
     ring_rows = compare_ring_statistics(generated, images, floor_samples, features)
-    return {
+    joint = {}
+    if c2st and n >= 20:
+        from tfp_dgbn.evaluate.two_sample import classifier_two_sample_test
+
+        for key, other in (("c2st", generated[0]), ("c2st_floor", floor_samples[0])):
+            result = classifier_two_sample_test(features, images, other, seed=seed)
+            joint[f"{key}_auc"], joint[f"{key}_auc_se"] = result["auc"], result["auc_se"]
+    return {**joint,
         "n": int(n), "num_samples": int(num_samples),
         "nll": float(-lp_model.mean()), "nll_true": float(-lp_true.mean()), "nll_blind": float(-lp_blind.mean()),
         "kl_gap": gap, "kl_gap_se": gap_se, "kl_gap_blind": gap_blind,

@@ -20,18 +20,25 @@ SOURCES = ("memory", "simulate")
 
 
 @dataclass
-class RingSettings(SimulatedSizes):
-    """Settings of the ring task: `TrainSettings` with the main job's defaults, and where rings come from."""
+class ImageGeneratorSettings(SimulatedSizes):
+    """The defaults every ring-image generator job shares (photon rings, pattern rings)."""
 
-    task: str = setting("rings", "the ring task", cli=False)
     epochs: int = setting(8, "training epochs")
     batch_size: int = setting(64, "global batch size (split over replicas)")
     learning_rate: float = setting(3e-3, "Adam's initial learning rate (cosine decay to 5%)")
     embedding: tuple = setting((32, 16), "units of the DenseFlipout feature embedding")
-    plot_every: int = setting(1, "epochs between TensorBoard ring grids and posterior histograms")
-    num_samples: int = setting(32, "weight draws S of the predictive mixture in the evaluation")
-    n_train: int = setting(40000, "training rings (per epoch with --source simulate)")
+    plot_every: int = setting(1, "epochs between TensorBoard figures and posterior histograms")
+    num_samples: int = setting(32, "weight draws S of the predictive in the evaluation")
+    n_train: int = setting(40000, "training rings")
     n_val: int = setting(1000, "validation rings")
+
+
+@dataclass
+class RingSettings(ImageGeneratorSettings):
+    """Settings of the ring task: `TrainSettings` with the main job's defaults, and where rings come from."""
+
+    task: str = setting("rings", "the ring task", cli=False)
+    n_train: int = setting(40000, "training rings (per epoch with --source simulate)")
     data: str = setting(None, "a .npz from dgbn simulate (its splits; same as --source FILE.npz)")
     source: str = setting(None, "training rings: memory (default: simulated once), simulate (on the fly), "
                           "a .npz, or a shard directory / manifest / glob from dgbn simulate --shards")
@@ -108,6 +115,9 @@ def ring_inputs(settings):
         return ArraySource(train["features"], train["noised"], settings.seed, name="rings"), val, test, sim
     if str(source).endswith(".npz"):
         train, meta = load_rings(source, "train")
+        if meta.get("law", "photon") != "photon":
+            raise InputError(f"{source!r} holds the {meta['law']!r} ring law; `dgbn fit rings` models the photon "
+                             "law's counts (write its data with dgbn simulate --law photon)")
         val, test = load_rings(source, "val")[0], load_rings(source, "test")[0]
         if "expected" not in test:
             raise InputError(f"{source!r} has no exact 'expected' images in its test split "
@@ -179,6 +189,9 @@ class RingTask(Task):
             f"ring statistics W1 / two-sample floor: worst {m['ring_w1_worst_ratio']:.2f} "
             f"({worst['statistic']}, R in [{worst['R'][0]:.1f}, {worst['R'][1]:.1f}])",
             f"pixel PIT histogram max deviation from uniform {m['pit_max_deviation']:.4f} (0.1 per bin ideal)",
+            *([f"classifier two-sample test, generated vs simulated: AUC {m['c2st_auc']:.3f} +- "
+               f"{m['c2st_auc_se']:.3f} (simulated vs simulated: {m['c2st_floor_auc']:.3f} +- "
+               f"{m['c2st_floor_auc_se']:.3f}; 0.5 when the laws agree)"] if "c2st_auc" in m else []),
             f"posterior stddev: min {sd['min']:.2g}, median {sd['median']:.2g}, max {sd['max']:.2g} (prior "
             f"{m['prior_scale']:g}); {m['seconds']:.0f} s",
         ]

@@ -1,0 +1,107 @@
+"""Explicit per-pixel generator of seed-pattern rings: features -> an independent Normal law per pixel.
+
+The project's approach on the seed's data (issue 18): Flipout weights carry
+the epistemic part, and an explicit output law per pixel the aleatoric part,
+here a heteroscedastic Normal (the truth per pixel is g v with v a discretised
+Gaussian of sd 0.212: a Normal of mean g and sd 0.212 g is within 0.003 g of it
+in Wasserstein-1, far below the two-sample floor of the judges).
+
+  features [B, F] --PatternFeatureEncoding--> --DenseFlipout x2--> embedding [B, E]
+  features [B, F] --PatternCoordinates------> [B, 32, 32, 6 per ring] ring-relative pixel coordinates
+  concat(coordinates, embedding broadcast to every pixel)
+      --1x1 Convolution2DFlipout x len(hidden)--> --1x1 Convolution2DFlipout--> (loc, scale) per pixel
+      --NormalHead(event_shape=(32, 32))--> Independent(Normal) over the image
+
+As in the photon generator (`tfp_dgbn.model.ring_generator`), the 1x1
+convolutions are one per-pixel network whose weights are drawn once per image.
+With two rings the pixels are independent given the features, so this model
+cannot place the second ring wholly present or absent: it is the
+per-pixel-independent model the issue reports beside a latent generator.
+"""
+import math
+
+import tensorflow as tf
+
+from tfp_dgbn.model.bayesian_model import BayesianModel
+from tfp_dgbn.model.heads import NormalHead
+from tfp_dgbn.model.layers import conv2d_layer, dense_layer
+from tfp_dgbn.model.ring_generator import BroadcastToPixels
+from tfp_dgbn.model.variational import check_num_train
+from tfp_dgbn.tfk import keras
+
+SIZE = 32
+RING_FEATURES = 6  # ci, cj, R, s, theta, phi per ring
+
+
+def _rings(f):
+    """The per-ring feature columns of [B, 6 k]: a list of k tuples of [B] tensors."""
+    width = f.shape[-1]
+    return [tf.unstack(f[:, k:k + RING_FEATURES], axis=-1) for k in range(0, width, RING_FEATURES)]
+
+
+@keras.saving.register_keras_serializable(package="tfp_dgbn")
+class PatternFeatureEncoding(keras.layers.Layer):
+    """Features -> 7 inputs of order one per ring: centre and R, s scaled by their ranges, theta as
+    (cos, sin) because it is periodic, phi scaled by its range."""
+
+    def call(self, f):
+        out = []
+        for ci, cj, r, s, theta, phi in _rings(f):
+            out += [(ci - 15.5) / 8.0, (cj - 15.5) / 8.0, (r - 7.5) / 1.5, (s - 1.2) / 0.4,
+                    tf.cos(theta), tf.sin(theta), phi / 0.25 - 1.0]
+        return tf.stack(out, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="tfp_dgbn")
+class PatternCoordinates(keras.layers.Layer):
+    """Per-pixel coordinates relative to each ring, [B, 32, 32, 6 per ring].
+
+    Channels per ring: (i - ci)/8, (j - cj)/8, (rho - R)/s with rho the
+    distance to the centre, cos and sin of the pixel's angle from the i axis
+    relative to theta, and rho / 8. The distortion (phi) is left to the
+    network: the embedding carries it.
+    """
+
+    def call(self, f):
+        axis = tf.range(SIZE, dtype=f.dtype)
+        i, j = tf.reshape(axis, (1, SIZE, 1)), tf.reshape(axis, (1, 1, SIZE))
+        channels = []
+        for ci, cj, r, s, theta, _ in _rings(f):
+            ci, cj, r, s, theta = (tf.reshape(c, (-1, 1, 1)) for c in (ci, cj, r, s, theta))
+            di, dj = i - ci + 0.0 * j, j - cj + 0.0 * i
+            rho = tf.sqrt(di ** 2 + dj ** 2 + 1e-6)
+            angle = tf.atan2(dj, di) - theta
+            channels += [di / 8.0, dj / 8.0, (rho - r) / s, tf.cos(angle), tf.sin(angle), rho / 8.0]
+        return tf.stack(channels, axis=-1)
+
+
+def pattern_generator(num_train, two_rings=False, embedding=(32, 16), hidden=(32, 32), activation="relu", seed=0,
+                      prior_scale=1.0, init_scale=1e-3, kl_weight=1.0, name="pattern_generator"):
+    """Build the explicit per-pixel pattern-ring generator (module docstring) as a `BayesianModel`.
+
+    Args:
+      num_train: N_train, training images (scales the KL term).
+      two_rings: 12 features (two rings) instead of 6.
+      embedding: widths of the DenseFlipout feature layers; hidden: of the per-pixel 1x1 Flipout layers.
+      seed: base seed; every layer gets its own seeds from it.
+      prior_scale, init_scale, kl_weight: prior stddev, initial posterior stddev, initial KL weight.
+
+    Returns:
+      An uncompiled `BayesianModel`: features [B, F] -> Independent(Normal) with event shape [32, 32].
+    """
+    check_num_train(num_train)
+    common = dict(num_train=num_train, prior_scale=prior_scale, init_scale=init_scale)
+    features = keras.Input(shape=(2 * RING_FEATURES if two_rings else RING_FEATURES,), name="features")
+    e = PatternFeatureEncoding(name="encode")(features)
+    for k, units in enumerate(embedding):
+        e = dense_layer("flipout", units, seed=seed + 10 * k, activation=activation, name=f"embed_{k}", **common)(e)
+    h = keras.layers.Concatenate(name="pixel_inputs")([
+        PatternCoordinates(name="coordinates")(features), BroadcastToPixels(SIZE, name="broadcast")(e)])
+    for k, filters in enumerate(hidden):
+        h = conv2d_layer("flipout", filters, 1, seed=seed + 100 + 10 * k, activation=activation, name=f"pixel_{k}",
+                         **common)(h)
+    # loc starts near 0 (most pixels are dark), the scale near softplus(log(e^0.05 - 1)) = 0.05
+    h = conv2d_layer("flipout", 2, 1, seed=seed + 200, name="loc_scale", bias_loc=[0.0, math.log(math.expm1(0.05))],
+                     **common)(h)
+    outputs = NormalHead(event_shape=(SIZE, SIZE), min_scale=1e-3, name="normal_image")(h)
+    return BayesianModel(features, outputs, kl_weight=kl_weight, name=name)
