@@ -18,6 +18,7 @@ SCRIPTS = {
     "ring_simulation.py": ["--rings", "20000", "--exact", "100", "--stream", "100000", "--repeats", "1"],
     "training_throughput.py": ["--steps", "5", "--repeats", "1"],
     "predictive_inference.py": ["--samples", "10", "--repeats", "1", "--ring-repeats", "1"],
+    "chunk_size.py": ["--repeats", "1"],
     "input_pipeline.py": ["--steps", "5", "--repeats", "1", "--shard-rings", "4000", "--buffer", "500"],
 }
 

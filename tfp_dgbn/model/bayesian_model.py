@@ -18,8 +18,8 @@ from tfp_dgbn.tfk import keras
 
 LOG_KEYS = ("loss", "nll", "kl", "kl_raw", "kl_weight")
 #: activation memory per chunk of vectorised weight draws (`BayesianModel.sample_params`). Chunks
-#: that stay near the CPU's last-level cache run fastest: on the ring generator (2 cores, 32 MiB L3)
-#: 28 MiB chunks ran 2.4x faster than 222 MiB ones (docs/benchmarks.md, `predictive_inference`).
+#: that stay near the CPU's last-level cache run fastest (32 MiB L3 on the machines here; the sweep
+#: is `benchmarks/chunk_size.py`, its table in docs/benchmarks.md).
 CHUNK_BYTES = 24 * 2 ** 20
 
 
