@@ -45,8 +45,8 @@ def test_evaluation_puts_the_laws_moments_at_the_floor_and_wrong_ones_above_it()
 
 def test_dgbn_fit_pattern_rings_two_rings_runs_exports_and_reports(tmp_path):
     logdir, out = tmp_path / "run", tmp_path / "model"
-    r = subprocess.run([PYTHON, "-m", "tfp_dgbn.cli", "fit", "pattern-rings", "--two-rings", "--n-train", "3000",
-                        "--n-val", "200", "--n-test", "200", "--epochs", "2", "--num-samples", "8", "--quiet",
+    r = subprocess.run([PYTHON, "-m", "tfp_dgbn.cli", "fit", "pattern-rings", "--two-rings", "--n-train", "1500",
+                        "--n-val", "100", "--n-test", "200", "--epochs", "1", "--num-samples", "8", "--quiet",
                         "--logdir", str(logdir), "--out", str(out)], cwd=REPO, capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -373,9 +373,8 @@ def _simulate(args):
     import os
 
     from tfp_dgbn.dataset.ring_files import load_rings, write_rings
-    from tfp_dgbn.simulate.rings import RingConfig
-
     from tfp_dgbn.simulate.laws import PatternLaw, PhotonLaw
+    from tfp_dgbn.simulate.rings import RingConfig
 
     expected = {"none": (), "heldout": ("val", "test"), "all": ("train", "val", "test")}[args.expected]
     if args.law == "pattern":

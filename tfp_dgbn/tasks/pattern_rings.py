@@ -10,6 +10,8 @@ classifier two-sample test and, for two rings, the half-present second rings
 """
 from dataclasses import dataclass
 
+import numpy as np
+
 from tfp_dgbn import seeds
 from tfp_dgbn.tasks.base import Task, TaskData, setting
 from tfp_dgbn.tasks.rings import ImageGeneratorSettings
@@ -34,8 +36,6 @@ class PatternData(TaskData):
 
 def simulate_split(n, seed, split, two_rings):
     """``n`` rings of the pattern law from the split's seed stream: dict of features, noised, present."""
-    import numpy as np
-
     from tfp_dgbn.simulate import pattern_rings
 
     chunks = list(pattern_rings.generate(n, seeds.key(seed, split), two_rings))
