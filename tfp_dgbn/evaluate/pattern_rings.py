@@ -15,7 +15,7 @@
 import numpy as np
 
 from tfp_dgbn import seeds
-from tfp_dgbn.evaluate.two_sample import classifier_two_sample_test, crps_samples, w1_equal_samples
+from tfp_dgbn.evaluate.two_sample import c2st_with_floor, crps_samples, w1_equal_samples
 from tfp_dgbn.simulate import pattern_rings
 
 PIXEL_CLASSES = {"ring": (0.5, np.inf), "edge": (0.05, 0.5), "far": (-np.inf, 0.05)}
@@ -67,10 +67,8 @@ def evaluate_pattern_rings(predictor, features, images, two_rings=False, num_sam
         metrics[f"w1_ratio_{name}"] = float(w1[sel].mean() / floor[sel].mean())
     excess = (crps_samples(model, images) - crps_samples(law[0], images)).mean(axis=(1, 2))
     metrics["crps_excess"], metrics["crps_excess_se"] = float(excess.mean()), float(excess.std() / np.sqrt(len(excess)))
-    if c2st and len(features) >= 20:
-        for key, other in (("c2st", model[0]), ("c2st_floor", law[1][0])):
-            result = classifier_two_sample_test(features, images, other, seed=seed)
-            metrics[f"{key}_auc"], metrics[f"{key}_auc_se"] = result["auc"], result["auc_se"]
+    if c2st:
+        metrics.update(c2st_with_floor(features, images, model[0], law[1][0], seed))
     if two_rings:
         for key, sample in (("half_ring_fraction", model[0]), ("half_ring_fraction_law", law[1][0])):
             ratio = second_ring_ratio(sample, features)

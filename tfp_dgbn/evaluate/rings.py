@@ -23,6 +23,7 @@ from scipy.special import gammaln, logsumexp
 from tfp_dgbn import seeds
 from tfp_dgbn.evaluate.metrics import mean_se, randomized_pit
 from tfp_dgbn.evaluate.ring_statistics import ring_statistics
+from tfp_dgbn.evaluate.two_sample import c2st_with_floor
 from tfp_dgbn.simulate import rings
 
 STATISTICS = ("radius", "width", "hits")
@@ -196,13 +197,7 @@ def evaluate_rings(predictor, features, images, expected, train_mean_image, conf
     generated = np.stack([rng.poisson(np.exp(d)) for d in first_draws])
     floor_samples = np.stack([rings.noised_images(features, rng, config) for _ in range(replicas)])
     ring_rows = compare_ring_statistics(generated, images, floor_samples, features)
-    joint = {}
-    if c2st and n >= 20:
-        from tfp_dgbn.evaluate.two_sample import classifier_two_sample_test
-
-        for key, other in (("c2st", generated[0]), ("c2st_floor", floor_samples[0])):
-            result = classifier_two_sample_test(features, images, other, seed=seed)
-            joint[f"{key}_auc"], joint[f"{key}_auc_se"] = result["auc"], result["auc_se"]
+    joint = c2st_with_floor(features, images, generated[0], floor_samples[0], seed) if c2st else {}
     return {**joint,
         "n": int(n), "num_samples": int(num_samples),
         "nll": float(-lp_model.mean()), "nll_true": float(-lp_true.mean()), "nll_blind": float(-lp_blind.mean()),

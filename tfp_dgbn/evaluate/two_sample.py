@@ -164,6 +164,32 @@ def classifier_two_sample_test(features, real, generated, seed=0, hidden=(64, 32
             "n_test": int(test.sum())}
 
 
+def c2st_with_floor(features, real, generated, resimulated, seed=0):
+    """The classifier test of ``generated`` against ``real``, next to its floor (an independent simulator
+    sample ``resimulated`` of the same features against ``real``).
+
+    Returns:
+      dict: c2st_auc, c2st_auc_se, c2st_floor_auc, c2st_floor_auc_se; empty for fewer than 20 rows.
+    """
+    out = {}
+    if len(features) < 20:
+        return out
+    for key, other in (("c2st", generated), ("c2st_floor", resimulated)):
+        result = classifier_two_sample_test(features, real, other, seed=seed)
+        out[f"{key}_auc"], out[f"{key}_auc_se"] = result["auc"], result["auc_se"]
+    return out
+
+
+def c2st_lines(metrics):
+    """The summary line of `c2st_with_floor`'s metrics (none when they are absent)."""
+    if "c2st_auc" not in metrics:
+        return []
+    m = metrics
+    return [f"classifier two-sample test, generated vs simulated: AUC {m['c2st_auc']:.3f} +- {m['c2st_auc_se']:.3f} "
+            f"(simulated vs simulated: {m['c2st_floor_auc']:.3f} +- {m['c2st_floor_auc_se']:.3f}; 0.5 when the laws "
+            "agree)"]
+
+
 def hanley_mcneil_se(auc, n_negative, n_positive):
     """Standard error of an AUC estimated from n_negative and n_positive scores (Hanley and McNeil, 1982)."""
     q1, q2 = auc / (2 - auc), 2 * auc ** 2 / (1 + auc)

@@ -92,12 +92,12 @@ class PatternRingTask(Task):
                                       num_samples=s.num_samples, seed=s.seed), {}
 
     def summary_lines(self, m):
+        from tfp_dgbn.evaluate.two_sample import c2st_lines
+
         lines = [f"per-pixel W1 / two-sample floor {m['w1_ratio']:.2f} (on the ring {m['w1_ratio_ring']:.2f}, "
                  f"edge {m['w1_ratio_edge']:.2f}, far {m['w1_ratio_far']:.2f}); CRPS excess "
                  f"{m['crps_excess']:.2e} +- {m['crps_excess_se']:.1e}"]
-        if "c2st_auc" in m:
-            lines.append(f"classifier two-sample test, generated vs simulated: AUC {m['c2st_auc']:.3f} +- "
-                         f"{m['c2st_auc_se']:.3f} (simulated vs simulated {m['c2st_floor_auc']:.3f})")
+        lines += c2st_lines(m)
         if "half_ring_fraction" in m:
             lines.append(f"second ring between 25% and 75% of its present intensity: {m['half_ring_fraction']:.1%} "
                          f"of generated images (law: {m['half_ring_fraction_law']:.1%})")

@@ -179,6 +179,8 @@ class RingTask(Task):
         return metrics, {}
 
     def summary_lines(self, m):
+        from tfp_dgbn.evaluate.two_sample import c2st_lines
+
         sd = m["posterior_stddev"]
         worst = max(m["ring_statistics"], key=lambda r: r["ratio"])
         return [
@@ -189,9 +191,7 @@ class RingTask(Task):
             f"ring statistics W1 / two-sample floor: worst {m['ring_w1_worst_ratio']:.2f} "
             f"({worst['statistic']}, R in [{worst['R'][0]:.1f}, {worst['R'][1]:.1f}])",
             f"pixel PIT histogram max deviation from uniform {m['pit_max_deviation']:.4f} (0.1 per bin ideal)",
-            *([f"classifier two-sample test, generated vs simulated: AUC {m['c2st_auc']:.3f} +- "
-               f"{m['c2st_auc_se']:.3f} (simulated vs simulated: {m['c2st_floor_auc']:.3f} +- "
-               f"{m['c2st_floor_auc_se']:.3f}; 0.5 when the laws agree)"] if "c2st_auc" in m else []),
+            *c2st_lines(m),
             f"posterior stddev: min {sd['min']:.2g}, median {sd['median']:.2g}, max {sd['max']:.2g} (prior "
             f"{m['prior_scale']:g}); {m['seconds']:.0f} s",
         ]
