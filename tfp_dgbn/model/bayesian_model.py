@@ -4,6 +4,9 @@
            \\_____ "nll" ______/     \\__________ "kl" (= model.losses) ___/
 
 The NLL is a one-draw Monte-Carlo estimate (Flipout), the KL is analytic.
+The data term is the head's ``data_loss``: the NLL for every head with a
+likelihood, the image loss (mean squared error) for `PointImageHead`, the
+reference decoder's law, which has none.
 ``kl_raw`` = KL / N_train is logged beside it so the effect of the weight
 can be read off. The model's output is a `tfp.distributions.Distribution`
 (its last layer is a `tfp_dgbn.model.heads.DistributionHead`).
@@ -104,7 +107,7 @@ class BayesianModel(keras.Model):
         """(per-example NLL [B], weighted KL, KL / N_train) on this replica's batch."""
         dist = self(x, training=training)
         y = tf.cast(y, self.head.target_dtype)
-        nll = -dist.log_prob(y)
+        nll = self.head.data_loss(dist, y)
         kl = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
         # Read before the optimizer step, so that kl == kl_weight * kl_raw.
         kl_raw = tf.stop_gradient(self.kl_raw())
