@@ -43,22 +43,40 @@ def test_evaluation_puts_the_laws_moments_at_the_floor_and_wrong_ones_above_it()
     assert abs(right["c2st_auc"] - 0.5) < 4 * right["c2st_auc_se"]
 
 
-def test_dgbn_fit_pattern_rings_two_rings_runs_exports_and_reports(tmp_path):
-    logdir, out = tmp_path / "run", tmp_path / "model"
-    r = subprocess.run([PYTHON, "-m", "tfp_dgbn.cli", "fit", "pattern-rings", "--two-rings", "--n-train", "1500",
-                        "--n-val", "100", "--n-test", "200", "--epochs", "1", "--num-samples", "8", "--quiet",
-                        "--logdir", str(logdir), "--out", str(out)], cwd=REPO, capture_output=True, text=True,
-                       timeout=900)
+def test_compare_generators_runs_the_three_kinds_on_two_rings_and_writes_the_table(tmp_path):
+    """`dgbn compare-generators --variants two-rings` at a tiny size: the reference decoder, the explicit and
+    the latent generator each train, export and are judged through the one job pipeline."""
+    out, logdir, exports = tmp_path / "tables", tmp_path / "runs", tmp_path / "models"
+    r = subprocess.run([PYTHON, "-m", "tfp_dgbn.cli", "compare-generators", "--variants", "two-rings",
+                        "--n-train", "600", "--n-test", "100", "--epochs", "1", "--quiet", "--out-dir", str(out),
+                        "--logdir", str(logdir), "--export-dir", str(exports)], cwd=REPO, capture_output=True,
+                       text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    m = json.loads((logdir / "metrics.json").read_text())["metrics"]
-    for key in ("w1_ratio", "w1_ratio_ring", "crps_excess", "c2st_auc", "half_ring_fraction"):
-        assert np.isfinite(m[key]), (key, m[key])
-    # The law never draws half a ring; a per-pixel-independent model cannot do otherwise (its
-    # second ring's pixels are drawn one by one around a half-intensity mean).
-    assert m["half_ring_fraction_law"] == 0.0
-    assert (logdir / "pattern_pixels.png").exists() and "per-pixel W1 / two-sample floor" in r.stdout
+    table = (out / "generators.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| reference decoder, factor switch", "| explicit, intensity x learned kernel (pixels independent)",
+        "| latent: mixture of two image laws"], table
+    assert (out / "generators_two_rings.png").stat().st_size > 0
+    runs = sorted(p.parent.name for p in logdir.rglob("metrics.json"))
+    assert len(runs) == 3, runs
+    for path in logdir.rglob("metrics.json"):
+        saved = json.loads(path.read_text())
+        m = saved["metrics"]
+        assert saved["config"]["two_rings"] is True
+        for key in ("w1_ratio", "w1_ratio_ring", "crps_excess", "c2st_auc", "half_ring_fraction"):
+            assert np.isfinite(m[key]), (path, key, m[key])
+        # The law never draws half a ring (the evaluation's own check of its reference).
+        assert m["half_ring_fraction_law"] == 0.0
     import tfp_dgbn
 
-    loaded = tfp_dgbn.load(str(out))
     f = pr.sample_features(3, np.random.default_rng(0), two_rings=True).astype("float32")
-    assert loaded.sample(f, 4).shape == (4, 3, 32, 32)
+    families = {}
+    for export in sorted(p for p in exports.rglob("saved_model.pb")):
+        loaded = tfp_dgbn.load(str(export.parent))
+        assert loaded.sample(f, 4).shape == (4, 3, 32, 32)
+        families[export.parent.name] = loaded.metadata["family"]
+    assert sorted(families.values()) == ["image-mixture", "point", "scaled-normal"], families
+    # The reference decoder has no output noise: all its spread is epistemic.
+    seed_model = tfp_dgbn.load(str(exports / "two_rings" / "reference_decoder__factor_switch"))
+    assert float(np.max(seed_model.summary(f, 8)["aleatoric_variance"])) == 0.0

@@ -17,12 +17,20 @@ from tfp_dgbn.tasks.base import Task, TaskData, setting
 from tfp_dgbn.tasks.rings import ImageGeneratorSettings
 
 
+MODELS = ("explicit", "latent", "seed")
+
+
 @dataclass
 class PatternSettings(ImageGeneratorSettings):
     """Settings of the pattern-ring task: the ring job's defaults (`ImageGeneratorSettings`) and the law's variant."""
 
     task: str = setting("pattern-rings", "the pattern-ring task", cli=False)
     two_rings: bool = setting(False, "two rings per image, the second wholly present or absent (12 features)")
+    model: str = setting("explicit", "generator: explicit (a law per pixel), latent (a mixture of two image laws, "
+                         "the component drawn once per image), seed (the reference decoder: no likelihood, "
+                         "trained on MSE + KL)", choices=MODELS)
+    pixel_law: str = setting("scaled", "the explicit generator's law per pixel: scaled (intensity times a learned "
+                             "kernel) or normal (a free Normal)", choices=("scaled", "normal"))
     num_samples: int = setting(32, "draws per ring on each side of the per-pixel comparison")
     n_test: int = setting(2000, "held-out rings")
 
@@ -68,13 +76,20 @@ class PatternRingTask(Task):
 
     def build(self, s, data, kl_weight):
         from tfp_dgbn.model.pattern_generator import pattern_generator
+        from tfp_dgbn.model.seed_decoder import seed_decoder
 
-        return pattern_generator(data.source.num_train, two_rings=s.two_rings, embedding=s.embedding, hidden=s.hidden,
-                                 activation=s.activation, seed=s.seed, prior_scale=s.prior_scale,
-                                 init_scale=s.init_scale, kl_weight=kl_weight)
+        common = dict(two_rings=s.two_rings, activation=s.activation, seed=s.seed, prior_scale=s.prior_scale,
+                      init_scale=s.init_scale, kl_weight=kl_weight)
+        if s.model == "seed":
+            return seed_decoder(data.source.num_train, **common)
+        return pattern_generator(data.source.num_train, pixel_law="mixture" if s.model == "latent" else s.pixel_law,
+                                 embedding=s.embedding, hidden=s.hidden, **common)
 
     def describe(self, s, data):
-        return f"the explicit per-pixel pattern generator ({data.source.name})"
+        what = {"explicit": f"the explicit pattern generator (law per pixel: {s.pixel_law})",
+                "latent": "the latent pattern generator (a mixture of two image laws)",
+                "seed": "the reference decoder (no likelihood; MSE + KL)"}[s.model]
+        return f"{what} ({data.source.name})"
 
     def figure(self, s, data, predictor):
         from tfp_dgbn.plots.pattern_rings import plot_pixel_laws
