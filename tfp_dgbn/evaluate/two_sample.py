@@ -74,6 +74,10 @@ def pooled(images, factor=4):
     return x.reshape(n, h // factor, factor, w // factor, factor).sum(axis=(2, 4)).reshape(n, -1)
 
 
+#: the fewest training steps between two early-stopping checks of the classifier test
+BLOCK_STEPS = 25
+
+
 def classifier_two_sample_test(features, real, generated, seed=0, hidden=(64, 32), steps=1500, batch_size=64,
                                test_fraction=0.3, summaries=ring_summaries, view=pooled):
     """Held-out AUC of a network telling ``generated`` from ``real`` images given their features.
@@ -141,8 +145,16 @@ def classifier_two_sample_test(features, real, generated, seed=0, hidden=(64, 32
         return np.concatenate([f, x], axis=1), y
 
     x_train, y_train = rows(~test)
-    order = rng.permutation(len(y_train))  # Keras validates on the last rows: mix the two classes there
+    order = rng.permutation(len(y_train))
     x_train, y_train = x_train[order], y_train[order]
+    # Early stopping watches a random tenth of the training rows, split off before the rows are repeated.
+    cut = len(y_train) - max(2, int(round(0.1 * len(y_train))))
+    x_val, y_val, x_train, y_train = x_train[cut:], y_train[cut:], x_train[:cut], y_train[:cut]
+    # An "epoch" of at least BLOCK_STEPS steps: on a small set one pass is a step or two, and Keras's
+    # per-epoch work (validation, callbacks) then took most of the time; the step budget is the same.
+    per_pass = int(np.ceil(len(y_train) / batch_size))
+    repeats = int(np.ceil(BLOCK_STEPS / per_pass))
+    x_train, y_train = np.tile(x_train, (repeats, 1)), np.tile(y_train, repeats)
     x_test, y_test = rows(test)
     tf.keras.utils.set_random_seed(seed)
     init = keras.initializers.GlorotUniform(seed=seed)
@@ -153,10 +165,10 @@ def classifier_two_sample_test(features, real, generated, seed=0, hidden=(64, 32
     layers.append(keras.layers.Dense(1, kernel_initializer=init))
     model = keras.Sequential(layers)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
-    per_epoch = int(np.ceil(0.9 * len(y_train) / batch_size))
+    per_epoch = int(np.ceil(len(y_train) / batch_size))
     epochs = int(np.clip(np.ceil(steps / per_epoch), 5, 500))
     stop = keras.callbacks.EarlyStopping(patience=max(4, epochs // 10), restore_best_weights=True)
-    model.fit(x_train, y_train, validation_split=0.1, epochs=epochs, batch_size=batch_size, verbose=0,
+    model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size, verbose=0,
               callbacks=[stop], shuffle=True)
     scores = model.predict(x_test, verbose=0, batch_size=1024).ravel()
     auc = auroc(scores[y_test == 0], scores[y_test == 1])
