@@ -19,18 +19,44 @@ def pytest_configure(config):
     configure_cpu_devices(2)
 
 
-# Run in parallel with `pytest -n 2 --dist loadfile` (pytest-xdist): every test of a file goes to
-# one worker, so a module-scoped fit is made once. (`--dist loadgroup` with xdist_group marks does
-# not group under pytest 9: the group suffix it writes to `item._nodeid` never reaches the nodeid;
-# seen with pytest 9.2.0 and pytest-xdist 3.8.0.) The session's gaussian fit is made once per
-# worker that runs one of its three files. The longest test starts first so that it does not set
-# the makespan alone.
+# Run in parallel with `pytest -n 2 --dist loadfile` (pytest-xdist). The work units are files, so a
+# module-scoped fit is made once, with two changes made by the scheduler below:
+# - the files that use the session's gaussian fit form one unit, so that one worker makes it (it took
+#   85-250 s, made once per worker that ran one of them);
+# - each notebook group is a unit of its own (6.6 min for all notebooks in one unit set the makespan).
+# (`--dist loadgroup` with xdist_group marks does not group under pytest 9: the group suffix it writes
+# to `item._nodeid` never reaches the nodeid; seen with pytest 9.2.0 and pytest-xdist 3.8.0.)
+# The longest units start first so that none of them sets the makespan alone.
 START_FIRST = ("test_notebooks.py",)
+UNITS = {name: "gaussian_fit" for name in ("test_fit_gaussian.py", "test_calibration.py", "test_own_data.py")}
+SPLIT_PER_TEST = ("test_notebooks.py",)
+
+
+def work_unit(nodeid):
+    """The scheduling unit of a test: its file, its group of files (UNITS), or itself (SPLIT_PER_TEST)."""
+    name = os.path.basename(nodeid.split("::", 1)[0])
+    if name in SPLIT_PER_TEST:
+        return nodeid
+    return UNITS.get(name, nodeid.split("::", 1)[0])
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` with the units of `work_unit` (any other --dist mode is left to xdist)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class UnitScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            return work_unit(nodeid)
+
+    return UnitScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Start the longest test file first (xdist hands out files in collection order)."""
-    items.sort(key=lambda item: os.path.basename(item.nodeid.split("::")[0]) not in START_FIRST)
+    """Start the longest units first (xdist hands out units in collection order)."""
+    items.sort(key=lambda item: (os.path.basename(item.nodeid.split("::")[0]) not in START_FIRST,
+                                 work_unit(item.nodeid) != "gaussian_fit"))
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,7 +11,8 @@ import time
 from tfp_dgbn.validate import InputError
 
 NOTEBOOKS = ("01_simple_distribution.ipynb", "02_discrete_distribution.ipynb", "03_ring_dataset.ipynb",
-             "04_generative_rings.ipynb", "05_savedmodel_and_tensorboard.ipynb", "06_real_tables.ipynb")
+             "04_generative_rings.ipynb", "05_savedmodel_and_tensorboard.ipynb", "06_real_tables.ipynb",
+             "07_seed_rings.ipynb")
 
 # Sizes at which the whole story runs in the test suite (~2-3 minutes on 2 cores).
 SMALL = {
@@ -22,6 +23,7 @@ SMALL = {
                                   "COMPARE_EPOCHS": 2},
     "05_savedmodel_and_tensorboard.ipynb": {},
     "06_real_tables.ipynb": {"EPOCHS": 8, "CLASS_EPOCHS": 4, "ENSEMBLE": 2},
+    "07_seed_rings.ipynb": {"N_TRAIN": 600, "EPOCHS": 1, "N_TEST": 100},
 }
 
 
