@@ -241,15 +241,22 @@ def central_interval(dist, level=0.9, support_max=None):
         lo = np.argmax(cdf >= q[0] - 1e-12, axis=0)
         hi = np.argmax(cdf >= q[1] - 1e-12, axis=0)
         return lo.astype("float64"), hi.astype("float64")
-    bounds = []
-    for target in q:
-        a, b = mean - 40 * sd - 1, mean + 40 * sd + 1
-        for _ in range(80):
+    # Both quantiles at once, the 80 steps in one graph: eager cdf calls of a mixture cost ~16 ms each,
+    # 160 of them per interval (the toy job's figures spent 18 s here).
+    target = tf.constant(q[:, None])
+
+    @tf.function(autograph=False)
+    def bisect(a, b):
+        def step(_, a, b):
             mid = 0.5 * (a + b)
-            below = np.asarray(dist.cdf(mid.astype("float32")), "float64") < target
-            a, b = np.where(below, mid, a), np.where(below, b, mid)
-        bounds.append(0.5 * (a + b))
-    return bounds[0], bounds[1]
+            below = tf.cast(dist.cdf(tf.cast(mid, tf.float32)), tf.float64) < target
+            return _ + 1, tf.where(below, mid, a), tf.where(below, b, mid)
+        _, a, b = tf.while_loop(lambda i, a, b: i < 80, step, (tf.constant(0), a, b))
+        return 0.5 * (a + b)
+
+    lo, hi = np.asarray(bisect(tf.constant(np.stack([mean - 40 * sd - 1] * 2)),
+                               tf.constant(np.stack([mean + 40 * sd + 1] * 2))))
+    return lo, hi
 
 
 def count_cdf(dist, top):
