@@ -14,7 +14,7 @@ NOTEBOOKS = ("01_simple_distribution.ipynb", "02_discrete_distribution.ipynb", "
              "04_generative_rings.ipynb", "05_savedmodel_and_tensorboard.ipynb", "06_real_tables.ipynb",
              "07_seed_rings.ipynb")
 
-# Sizes at which the whole story runs in the test suite (~2-3 minutes on 2 cores).
+# Sizes at which the whole story runs in the test suite (tests/test_notebooks.py).
 SMALL = {
     "01_simple_distribution.ipynb": {"EPOCHS": 5, "N_TRAIN": 300, "N_TEST": 300},
     "02_discrete_distribution.ipynb": {"EPOCHS": 5, "N_TRAIN": 300, "N_TEST": 300},

@@ -88,5 +88,5 @@ def plot_generators(predictors, features, simulated, two_rings=False, num_sample
     axes[0, 0].set_yticks([])
     axes[1, 1].legend(fontsize=8)
     fig.suptitle("seed-pattern rings: each generator (blue) against the exact law (orange)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))  # room for the title above the first row's panel titles
     return fig
