@@ -26,8 +26,16 @@ def pytest_configure(config):
 # - each notebook group is a unit of its own (6.6 min for all notebooks in one unit set the makespan).
 # (`--dist loadgroup` with xdist_group marks does not group under pytest 9: the group suffix it writes
 # to `item._nodeid` never reaches the nodeid; seen with pytest 9.2.0 and pytest-xdist 3.8.0.)
-# The longest units start first so that none of them sets the makespan alone.
-START_FIRST = ("test_notebooks.py",)
+# Units start longest first (LONGEST_FIRST, from the --durations of a fresh-clone run on 2 cores at
+# 2dd4b3c), so that none of them starts last and sets the makespan alone; xdist's own reordering (by the
+# number of tests in a unit) is turned off, since it started the one-test notebook units last.
+LONGEST_FIRST = ("test_notebooks.py::test_notebooks_run_top_to_bottom_at_small_size[01+04+05]",
+                 "test_notebooks.py::test_notebooks_run_top_to_bottom_at_small_size[07]",
+                 "test_ring_model.py", "gaussian_fit", "test_real_data.py", "test_reliability.py",
+                 "test_small_data.py", "test_cli.py", "test_pattern_generator.py", "test_ring_sources.py",
+                 "test_distribute.py", "test_schedules.py", "test_ring_files.py", "test_fit_discrete.py",
+                 "test_uci.py", "test_notebooks.py::test_notebooks_run_top_to_bottom_at_small_size[06]",
+                 "test_notebooks.py::test_notebooks_run_top_to_bottom_at_small_size[02]")
 UNITS = {name: "gaussian_fit" for name in ("test_fit_gaussian.py", "test_calibration.py", "test_own_data.py")}
 SPLIT_PER_TEST = ("test_notebooks.py",)
 
@@ -40,11 +48,23 @@ def work_unit(nodeid):
     return UNITS.get(name, nodeid.split("::", 1)[0])
 
 
+def _rank(nodeid):
+    """Position of a test's unit in LONGEST_FIRST (the rest after, in collection order)."""
+    unit = work_unit(nodeid)
+    for k, key in enumerate(LONGEST_FIRST):
+        if unit == key or unit.endswith("/" + key) or os.path.basename(unit) == key:
+            return k
+    return len(LONGEST_FIRST)
+
+
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile` with the units of `work_unit` (any other --dist mode is left to xdist)."""
+    """`--dist loadfile` with the units of `work_unit`, in collection order (any other --dist mode is
+    left to xdist)."""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
+
+    config.option.loadscopereorder = False
 
     class UnitScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid):
@@ -54,9 +74,8 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Start the longest units first (xdist hands out units in collection order)."""
-    items.sort(key=lambda item: (os.path.basename(item.nodeid.split("::")[0]) not in START_FIRST,
-                                 work_unit(item.nodeid) != "gaussian_fit"))
+    """Collect the longest units first (the scheduler hands units out in collection order)."""
+    items.sort(key=lambda item: _rank(item.nodeid))
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -43,9 +43,10 @@ def test_evaluation_puts_the_laws_moments_at_the_floor_and_wrong_ones_above_it()
 
 
 def test_compare_generators_writes_its_table_figure_and_exports(tmp_path, monkeypatch):
-    """`compare_generators` on two rings at a tiny size, with the line-up cut to the reference decoder and the
-    latent generator (notebook 07 runs all three kinds; tests/test_image_heads.py checks their laws): each
-    trains, exports and is judged through the one job pipeline, and the table has a row per generator."""
+    """`compare_generators` on two rings at a tiny size, with the line-up cut to the latent generator (notebook
+    07 runs all three kinds through the job; tests/test_image_heads.py checks their laws, the reference
+    decoder's zero aleatoric variance included): it trains, exports and is judged through the one job
+    pipeline, and the table has its row."""
     import tfp_dgbn
     from tfp_dgbn.studies import generators
     from tfp_dgbn.tasks import make_settings
@@ -54,7 +55,7 @@ def test_compare_generators_writes_its_table_figure_and_exports(tmp_path, monkey
     assert [label for label, _ in full["two rings"]] == [
         "reference decoder, factor switch", "explicit, intensity x learned kernel (pixels independent)",
         "latent: mixture of two image laws"]
-    picked = [full["two rings"][0], full["two rings"][2]]
+    picked = [full["two rings"][2]]
     monkeypatch.setattr(generators, "lineup", lambda epochs: {"two rings": picked})
     out, logdir, exports = tmp_path / "tables", tmp_path / "runs", tmp_path / "models"
     base = make_settings("pattern-rings", n_train=600, n_test=100, epochs=1, verbose=0, logdir=str(logdir),
@@ -69,12 +70,8 @@ def test_compare_generators_writes_its_table_figure_and_exports(tmp_path, monkey
             assert np.isfinite(m[key]), (label, key, m[key])
         assert m["half_ring_fraction_law"] == 0.0  # the law never draws half a ring
     f = pr.sample_features(3, np.random.default_rng(0), two_rings=True).astype("float32")
-    reference = tfp_dgbn.load(str(exports / "two_rings" / "reference_decoder__factor_switch"))
     latent = tfp_dgbn.load(str(exports / "two_rings" / "latent__mixture_of_two_image_laws"))
-    assert (reference.metadata["family"], latent.metadata["family"]) == ("point", "image-mixture")
-    assert reference.sample(f, 4).shape == latent.sample(f, 4).shape == (4, 3, 32, 32)
-    # The reference decoder has no output noise: all its spread is epistemic.
-    assert float(np.max(reference.summary(f, 8)["aleatoric_variance"])) == 0.0
+    assert latent.metadata["family"] == "image-mixture" and latent.sample(f, 4).shape == (4, 3, 32, 32)
 
 
 def test_compare_generators_refuses_a_bad_budget_before_training(tmp_path):
