@@ -146,7 +146,7 @@ class _LearnedKernel:
     W1 26x the floor after 4 epochs with r per pixel).
     """
 
-    def _check_min_scale(self, min_scale, initial_spread):
+    def _check_kernel(self, min_scale, initial_spread):
         self.min_scale, self.initial_spread = float(min_scale), float(initial_spread)
         for name, value in (("min_scale", self.min_scale), ("initial_spread", self.initial_spread)):
             if not (np.isfinite(value) and value > 0):
@@ -188,7 +188,7 @@ class ScaledNormalHead(_LearnedKernel, DistributionHead):
     params_size = 1
 
     def __init__(self, event_shape=(), min_scale=1e-5, initial_spread=0.2, **kwargs):
-        self._check_min_scale(min_scale, initial_spread)
+        self._check_kernel(min_scale, initial_spread)
         super().__init__(event_shape, **kwargs)
 
     def named_params(self, params):
@@ -223,7 +223,7 @@ class ImageMixtureHead(_LearnedKernel, DistributionHead):
         self.components = int(components)
         if self.components < 2:
             raise InputError(f"components must be >= 2, got {components!r}")
-        self._check_min_scale(min_scale, initial_spread)
+        self._check_kernel(min_scale, initial_spread)
         super().__init__(event_shape, **kwargs)
 
     @property
