@@ -285,8 +285,8 @@ class PointImageHead(DistributionHead):
         return named["loc"], tf.zeros_like(named["loc"])
 
     def data_loss(self, dist, y):
-        axes = list(range(-len(self.event_shape), 0))
-        return tf.reduce_mean(tf.square(y - dist.mean()), axis=axes) if axes else tf.square(y - dist.mean())
+        # the mean over the event's elements (over none for a scalar event)
+        return tf.reduce_mean(tf.square(y - dist.mean()), axis=list(range(-len(self.event_shape), 0)))
 
 
 @keras.saving.register_keras_serializable(package="tfp_dgbn")
