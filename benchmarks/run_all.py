@@ -19,6 +19,7 @@ SCRIPTS = {
     "training_throughput.py": ["--steps", "5", "--repeats", "1"],
     "predictive_inference.py": ["--samples", "10", "--repeats", "1", "--ring-repeats", "1"],
     "chunk_size.py": ["--repeats", "1"],
+    "study_training.py": ["--steps", "200", "--repeats", "1"],
     "input_pipeline.py": ["--steps", "5", "--repeats", "1", "--shard-rings", "4000", "--buffer", "500"],
 }
 

@@ -85,7 +85,7 @@ def test_every_method_runs_on_a_tiny_subset_in_the_targets_units(tmp_path):
         # a model left in standardised units would score about -1.4 and RMSE ~0.3 (bounds: a short fit's slack).
         assert -9 < r["test_ll"] < -3.5 and 15 < r["rmse"] < 150, (method, r)
         assert 0 <= r["coverage90"] <= 1
-    assert {row["kl_weight"] for row in result["toy"]["flipout-tempered"]["per_split"]} <= {1.0, 0.3, 0.1, 0.03}
+    assert {row["kl_weight"] for row in result["toy"]["flipout-tempered"]["per_split"]} <= {1.0, 0.3, 0.1, 0.03, 0.01}
     text = (out / "uci.md").read_text()
     assert "dgbn benchmark uci --data" in text and "## toy (1 split)" in text and "beats every peer" in text
     (out / "uci.png").unlink()
@@ -108,3 +108,43 @@ def test_a_real_dataset_runs_and_is_reported_next_to_the_published_numbers(tmp_p
     # Energy's heating load has sd ~10 kWh/m2; 200 steps already explain most of it (RMSE well below the sd).
     assert r["flipout"]["rmse"] < 6 and r["ngboost"]["rmse"] < 6
     assert "published: MC dropout" in (out / "uci.md").read_text()
+
+
+def test_every_network_gets_at_least_the_protocols_epochs(tmp_path, monkeypatch):
+    import tfp_dgbn.studies.uci as uci
+
+    data = load_uci(str(_fake_dataset(tmp_path, n=300)))  # 270 training rows: 3 batches of 128 per epoch
+    asked, real = [], uci.train_mlp
+
+    def train(x, y, make_head, steps, seed, **kw):
+        asked.append((kw.get("kind", "flipout"), steps))
+        return real(x, y, make_head, 2, seed, **kw)  # the steps are recorded, not spent
+
+    monkeypatch.setattr(uci, "train_mlp", train)
+    for budget_steps, flipout_steps in ((50, 40 * 3), (500, 500)):
+        asked.clear()
+        budget = uci.Budget(steps=budget_steps, members=2, num_samples=2)
+        uci.run_split(*data.split(0), 4, budget, ("flipout", "deep-ensemble"), n_epochs=40)
+        # the Flipout net: the larger of the budget and 40 epochs; the deep ensemble: exactly 40 epochs
+        assert asked == [("flipout", flipout_steps), ("deterministic", 120), ("deterministic", 120)], asked
+
+
+@pytest.mark.slow
+def test_datasets_in_worker_processes_give_the_same_results(tmp_path):
+    from tfp_dgbn.studies.uci import Budget, uci_benchmark
+
+    data_dir = tmp_path / "uci"
+    _fake_dataset(data_dir, "a_small", n=60, seed=1)
+    _fake_dataset(data_dir, "b_large", n=150, seed=2)  # the larger data.txt: handed out first
+    seen = []
+    kwargs = dict(splits=1, methods=("flipout", "mc-dropout"), budget=Budget(steps=40, num_samples=4),
+                  progress=False)
+    apart = uci_benchmark(str(data_dir), workers=2, on_dataset=lambda r: seen.append(list(r)), **kwargs)
+    together = uci_benchmark(str(data_dir), workers=1, **kwargs)
+    assert list(apart) == list(together) == ["a_small", "b_large"]  # the datasets' order, not the finishing order
+    assert sorted(map(len, seen)) == [1, 2] and seen[-1] == ["a_small", "b_large"]
+    for name in together:
+        for method in kwargs["methods"]:
+            assert apart[name][method]["test_ll"] == pytest.approx(together[name][method]["test_ll"], abs=1e-5)
+    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+        uci_benchmark(str(data_dir), workers=0, **kwargs)

@@ -209,6 +209,8 @@ def build_parser():
     uci.add_argument("--members", type=int, default=5, help="networks per ensemble (default 5)")
     uci.add_argument("--num-samples", type=int, default=64, help="weight draws S of a stochastic predictive")
     uci.add_argument("--seed", type=int, default=0)
+    uci.add_argument("--workers", type=int, default=1,
+                     help="datasets run in this many processes at once (default 1; about one core each)")
     uci.add_argument("--out", default=os.path.join("runs", "uci"), help="uci.json, uci.md, uci.png and the "
                                                                          "exported Bayesian ensembles go here")
     uci.add_argument("--replot", action="store_true",
@@ -450,7 +452,7 @@ def _benchmark(args):
     from tfp_dgbn.studies.uci import METHODS, Budget, uci_benchmark, write_uci_report
 
     t0 = time.time()
-    for name in ("steps", "batch_size", "members", "num_samples", "splits"):
+    for name in ("steps", "batch_size", "members", "num_samples", "splits", "workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -468,7 +470,7 @@ def _benchmark(args):
         return write_uci_report(partial, args.out, args.data, budget, command, time.time() - t0)
 
     result = uci_benchmark(args.data, args.datasets, args.splits, tuple(args.methods or METHODS), budget,
-                           export_dir=os.path.join(args.out, "models"), on_dataset=report)
+                           export_dir=os.path.join(args.out, "models"), on_dataset=report, workers=args.workers)
     print(report(result))
     print(f"wrote {os.path.join(args.out, 'uci.json')}, uci.md and uci.png; Bayesian ensembles in "
           f"{os.path.join(args.out, 'models')}")

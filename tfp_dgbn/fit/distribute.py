@@ -132,20 +132,22 @@ def cleanup(path, strategy):
 
 
 
-def build_and_compile(strategy, build, learning_rate, total_steps, alpha):
+def build_and_compile(strategy, build, learning_rate, total_steps, alpha, steps_per_execution=1):
     """``build()`` in ``strategy``'s scope, compiled with Adam on a cosine-decayed learning rate.
 
     Args:
       strategy: a `tf.distribute.Strategy` (variables are created under it).
       build: function returning an uncompiled `BayesianModel`.
       learning_rate: initial rate; it decays to ``alpha * learning_rate`` over ``total_steps``.
+      steps_per_execution: training steps per call of Keras's compiled train function (Keras's
+        ``compile`` argument); more than 1 only where no callback needs every batch.
     """
     from tfp_dgbn.tfk import keras
 
     with strategy.scope():
         model = build()
         lr = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=alpha)
-        model.compile(optimizer=keras.optimizers.Adam(lr))
+        model.compile(optimizer=keras.optimizers.Adam(lr), steps_per_execution=int(steps_per_execution))
     return model
 
 

@@ -15,6 +15,9 @@ from tfp_dgbn.predict import members, model_predictor
 from tfp_dgbn.tfk import keras
 from tfp_dgbn.validate import InputError
 
+#: training steps per call of the compiled train function in `train_mlp`
+STEPS_PER_EXECUTION = 100
+
 
 def train_mlp(x, y, make_head, steps, seed, batch=128, learning_rate=5e-3, feature_mean=None, feature_std=None, **build):
     """A `bayesian_mlp` trained for ``steps`` gradient steps on (x, y).
@@ -44,7 +47,10 @@ def train_mlp(x, y, make_head, steps, seed, batch=128, learning_rate=5e-3, featu
         return bayesian_mlp(x.shape[1], make_head(), len(y), seed=seed, feature_mean=mean, feature_std=std, name="study",
                             **build)
 
-    model = build_and_compile(make_strategy(), make, learning_rate, int(steps), alpha=0.1)
+    # many steps per call of the compiled train function: a small network's step is mostly Python and
+    # dispatch overhead (benchmarks/study_training.py), and no callback watches single batches here
+    model = build_and_compile(make_strategy(), make, learning_rate, int(steps), alpha=0.1,
+                              steps_per_execution=min(int(steps), STEPS_PER_EXECUTION))
     model.fit(ArraySource(x, y, seed).dataset(min(len(y), batch)), steps_per_epoch=int(steps), epochs=1, verbose=0)
     return model
 
