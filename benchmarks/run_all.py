@@ -20,6 +20,7 @@ SCRIPTS = {
     "predictive_inference.py": ["--samples", "10", "--repeats", "1", "--ring-repeats", "1"],
     "chunk_size.py": ["--repeats", "1"],
     "study_training.py": ["--steps", "200", "--repeats", "1"],
+    "job_tracing.py": [],
     "input_pipeline.py": ["--steps", "5", "--repeats", "1", "--shard-rings", "4000", "--buffer", "500"],
 }
 

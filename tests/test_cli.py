@@ -30,12 +30,23 @@ def _run(args, **kw):
     (["generate", "--model", "/nonexistent/model", "--features", "0", "0", "7", "1", "0", "0", "--out", "/tmp/g.png"],
      "no SavedModel"),
 ])
-def test_user_errors_exit_2_with_one_line(args, match):
-    out = _run(args)
+def test_user_errors_exit_2_with_one_line(args, match, capsys):
+    # in process (each a fresh `python -m` costs ~10 s of imports); the process's own exit status and
+    # stderr are checked once below
+    from tfp_dgbn.cli import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+    assert len([l for l in err.splitlines() if l.startswith("dgbn: error")]) == 1
+
+
+def test_a_user_error_ends_the_process_with_status_2_and_one_line():
+    out = _run(["fit", "rings", "--epochs", "0"])
     assert out.returncode == 2
-    assert match in out.stderr
-    assert "Traceback" not in out.stderr
-    assert len([l for l in out.stderr.splitlines() if l.startswith("dgbn: error")]) == 1
+    assert "epochs must be a positive integer, got 0" in out.stderr and "Traceback" not in out.stderr
+    assert [l for l in out.stderr.splitlines() if l.startswith("dgbn: error")] == [
+        "dgbn: error: epochs must be a positive integer, got 0"]
 
 
 @pytest.mark.parametrize("args,option", [

@@ -228,7 +228,7 @@ def test_tensorboard_has_image_and_kl_losses_and_ring_grid(ring_fit):
     assert any(t.startswith("posterior_stddev/") for t in tags)
 
 
-def test_dgbn_generate_writes_grid_and_rejects_bad_features(ring_fit, tmp_path):
+def test_dgbn_generate_writes_grid_and_rejects_bad_features(ring_fit, tmp_path, capsys):
     out, npz = str(tmp_path / "grid.png"), str(tmp_path / "gen.npz")
     cmd = [PYTHON, "-m", "tfp_dgbn.cli", "generate", "--model", ring_fit.paths["savedmodel"], "--n", "4",
            "--out", out, "--npz", npz, "--features", "0", "0", "7", "0.8", "0.1", "1", "3", "-2", "9", "0.5", "0", "0"]
@@ -237,14 +237,16 @@ def test_dgbn_generate_writes_grid_and_rejects_bad_features(ring_fit, tmp_path):
     with open(out, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert np.load(npz)["generated"].shape == (2, 4, 32, 32)
-    bad = subprocess.run(cmd[:-12] + ["0", "0", "-7", "0.8", "0.1", "1"], capture_output=True, text=True,
-                         cwd=REPO, timeout=300)
-    assert bad.returncode == 2 and "R=-7.0 must be > 0 (radius)" in bad.stderr and "Traceback" not in bad.stderr
-    short = subprocess.run(cmd[:-12] + ["0", "0", "7"], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert short.returncode == 2 and "6 numbers per ring" in short.stderr
+    from tfp_dgbn.cli import main  # the refusals in process: one process's start-up above is enough
+
+    capsys.readouterr()
+    assert main(cmd[3:-12] + ["0", "0", "-7", "0.8", "0.1", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "R=-7.0 must be > 0 (radius)" in err and "Traceback" not in err
+    assert main(cmd[3:-12] + ["0", "0", "7"]) == 2 and "6 numbers per ring" in capsys.readouterr().err
 
 
-def test_dgbn_fit_rings_trains_on_a_simulated_file(tmp_path):
+def test_dgbn_fit_rings_trains_on_a_simulated_file(tmp_path, capsys):
     from tfp_dgbn.dataset.ring_files import write_rings
 
     data = str(tmp_path / "rings.npz")
@@ -258,6 +260,6 @@ def test_dgbn_fit_rings_trains_on_a_simulated_file(tmp_path):
 
     metrics = json.load(open(tmp_path / "logs" / "metrics.json"))
     assert metrics["metrics"]["n"] == 60 and metrics["config"]["data"] == data  # the file's test split
-    missing = subprocess.run(cmd[:6] + [str(tmp_path / "missing.npz")], capture_output=True, text=True, cwd=REPO,
-                             timeout=300)
-    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    from tfp_dgbn.cli import main
+
+    assert main(cmd[3:6] + [str(tmp_path / "missing.npz")]) == 2 and "does not exist" in capsys.readouterr().err

@@ -39,14 +39,29 @@ class PredictiveModule(tf.Module):
 
     def __init__(self, model, vectorized=None):
         super().__init__(name="dgbn_predictive")
-        self.members = members(model)
+        # Only the networks' variables are tracked, not the Keras models: a tracked Keras model has its layers'
+        # call functions traced again for Keras's own SavedModel format (~4 s of a small job's export), which
+        # no loader of this contract reads. AutoTrackable's switch keeps the tuple out of the object graph.
+        self._self_setattr_tracking = False
+        self._networks = tuple(members(model))
+        self._self_setattr_tracking = True
+        self.network_variables = [v for m in self._networks for v in m.variables]
         self.vectorized = vectorized
-        self.model = self.members[0]  # the head and input width (members share them)
         num_features = int(self.model.inputs[0].shape[-1])
         spec = (tf.TensorSpec([None, num_features], tf.float32, name="features"),
                 tf.TensorSpec([], tf.int32, name="num_samples"))
         self.predictive = tf.function(self._predictive, input_signature=spec)
         self.sample = tf.function(self._sample, input_signature=spec)
+
+    @property
+    def members(self):
+        """The networks served: one, or a Bayesian ensemble's."""
+        return list(self._networks)
+
+    @property
+    def model(self):
+        """The first network (the head and input width: members share them)."""
+        return self._networks[0]
 
     def _checked(self, features, num_samples):
         # Validation inside the graph, so every client of the signature gets it.
@@ -94,8 +109,10 @@ def export_predictive(model, path, metadata=None, vectorized=None):
     """
     module = PredictiveModule(model, vectorized)
     head = module.model.head
-    probe = module.predictive.get_concrete_function()
+    # The output names from the head on one zero draw, eagerly: a probe trace of the signature here would be
+    # traced again by the save (it traces in its own context), ~1 s of a small job's export.
     named = head.named_params(tf.zeros([1, 1] + list(head.event_shape) + [head.params_size]))
+    outputs = sorted(set(named) | set(predictive_moments(head, named)))
     meta = {
         "format": "tfp_dgbn.predictive/1",
         "package_version": tfp_dgbn.__version__,
@@ -103,7 +120,7 @@ def export_predictive(model, path, metadata=None, vectorized=None):
         "head": head.head_config(),
         "param_names": sorted(named),
         "event_shape": list(head.event_shape),
-        "signatures": {"predictive": sorted(probe.structured_outputs), "sample": ["samples"]},
+        "signatures": {"predictive": outputs, "sample": ["samples"]},
         "ensemble": len(module.members),
         "feature_names": [f"x{i}" for i in range(int(module.model.inputs[0].shape[-1]))],
     }
@@ -111,7 +128,7 @@ def export_predictive(model, path, metadata=None, vectorized=None):
     with atomic_directory(path) as tmp:
         tf.saved_model.save(module, tmp, signatures={
             "serving_default": module.predictive, "predictive": module.predictive,
-            "sample": module.sample.get_concrete_function()})
+            "sample": module.sample})
         os.makedirs(os.path.join(tmp, os.path.dirname(METADATA_FILE)), exist_ok=True)
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(meta, f, indent=2, default=float)

@@ -172,12 +172,17 @@ def model_predictor(model, metadata=None, vectorized=None):
     models = members(model)
     head = models[0].head
 
-    @tf.function(reduce_retracing=True)
+    # one trace for every batch size and S (a job's figures and evaluation call it with several; each
+    # trace of the draws costs seconds)
+    inputs = models[0].inputs[0]
+    spec = (tf.TensorSpec([None] + list(inputs.shape[1:]), inputs.dtype), tf.TensorSpec([], tf.int32))
+
+    @tf.function(input_signature=spec)
     def draw(x, s):
         return sample_named(models, x, s, vectorized)
 
     def call(x, s):
-        return draw(tf.constant(x), tf.constant(s, tf.int32))
+        return draw(tf.convert_to_tensor(x, inputs.dtype), tf.constant(s, tf.int32))
 
     meta = {"family": head.family, "head": head.head_config(), "ensemble": len(models),
             "feature_names": [f"x{i}" for i in range(models[0].inputs[0].shape[-1])]}

@@ -165,6 +165,7 @@ def classifier_two_sample_test(features, real, generated, seed=0, hidden=(64, 32
     layers.append(keras.layers.Dense(1, kernel_initializer=init))
     model = keras.Sequential(layers)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    model.optimizer.build(model.trainable_variables)  # slots now: the train function is then traced once, not twice
     per_epoch = int(np.ceil(len(y_train) / batch_size))
     epochs = int(np.clip(np.ceil(steps / per_epoch), 5, 500))
     stop = keras.callbacks.EarlyStopping(patience=max(4, epochs // 10), restore_best_weights=True)

@@ -148,6 +148,9 @@ def build_and_compile(strategy, build, learning_rate, total_steps, alpha, steps_
         model = build()
         lr = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=alpha)
         model.compile(optimizer=keras.optimizers.Adam(lr), steps_per_execution=int(steps_per_execution))
+        # Adam's slots made now: a train function that creates variables on its first call is traced twice
+        # by tf.function (a second, variable-free trace), one more trace per run
+        model.optimizer.build(model.trainable_variables)
     return model
 
 
