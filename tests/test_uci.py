@@ -56,6 +56,10 @@ def test_splits_are_summarised_as_mean_and_standard_error():
     assert s["splits"] == 2 and s["seconds"] == 3.0
     one = _summarise(rows[:1])
     assert one["test_ll"] == -1.0 and one["test_ll_se"] == 0.0
+    from tfp_dgbn.studies.uci import _mean_se
+
+    # three significant digits of the mean, at least three decimals (naval's RMSE is ~1e-3)
+    assert _mean_se(5.791, 0.237) == "5.791 +- 0.237" and _mean_se(0.00123, 5e-5) == "0.00123 +- 0.00005"
 
 
 def test_published_numbers_and_verdict(tmp_path):
@@ -88,6 +92,7 @@ def test_every_method_runs_on_a_tiny_subset_in_the_targets_units(tmp_path):
     assert {row["kl_weight"] for row in result["toy"]["flipout-tempered"]["per_split"]} <= {1.0, 0.3, 0.1, 0.03, 0.01}
     text = (out / "uci.md").read_text()
     assert "dgbn benchmark uci --data" in text and "## toy (1 split)" in text and "beats every peer" in text
+    assert "Its 90% coverage: " in text and ("(inside 0.87-0.93)" in text or "(**outside** 0.87-0.93)" in text)
     (out / "uci.png").unlink()
     assert main(["benchmark", "uci", "--data", str(data_dir), "--out", str(out), "--replot"]) == 0
     assert (out / "uci.png").exists() and (out / "uci.md").read_text().splitlines()[0] == text.splitlines()[0]

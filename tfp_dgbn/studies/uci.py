@@ -49,6 +49,7 @@ BAYESIAN = ("flipout", "flipout-tempered", "bayesian-ensemble")
 PEERS = ("mc-dropout", "deep-ensemble", "ngboost")
 KL_GRID = (1.0, 0.3, 0.1, 0.03, 0.01)
 LEVEL = 0.9
+COVERAGE_GOAL = (0.87, 0.93)  # the 90% intervals' coverage asked of the best Bayesian method
 
 
 @dataclass
@@ -319,6 +320,12 @@ def _summarise(rows):
     return out
 
 
+def _mean_se(mean, se):
+    """"mean +- se" with three significant digits of the mean (at least three decimals): naval's RMSE is ~1e-3."""
+    decimals = max(3, 2 - int(np.floor(np.log10(abs(mean)))) if mean else 3)
+    return f"{mean:.{decimals}f} +- {se:.{decimals}f}"
+
+
 def published_numbers(data_dir):
     """Reference test log-likelihoods from the data folder's README table: {dataset: {source: (mean, se)}}.
 
@@ -419,8 +426,8 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
                   "| method | test LL | RMSE | 90% coverage | seconds | KL weight (CV) |", "|---|---|---|---|---|---|"]
         for m, r in methods.items():
             weights = sorted({row["kl_weight"] for row in r["per_split"] if "kl_weight" in row})
-            lines.append(f"| {m} | {r['test_ll']:.3f} +- {r['test_ll_se']:.3f} | {r['rmse']:.3f} +- "
-                         f"{r['rmse_se']:.3f} | {r['coverage90']:.3f} | {r['seconds']:.0f} | "
+            lines.append(f"| {m} | {r['test_ll']:.3f} +- {r['test_ll_se']:.3f} | {_mean_se(r['rmse'], r['rmse_se'])} | "
+                         f"{r['coverage90']:.3f} | {r['seconds']:.0f} | "
                          f"{', '.join(f'{w:g}' for w in weights) or '-'} |")
         for source in sources:
             if source in published.get(name, {}):
@@ -428,9 +435,19 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
                 lines.append(f"| published: {source} | {mean:.2f} +- {se:.2f} | | | | |")
         if name in judged:
             j = judged[name]
+            best = methods[j["best_bayesian"]]
             lines += ["", f"Best Bayesian method: **{j['best_bayesian']}**; "
                       + ("it beats every peer run beside it." if j["beats_every_peer"]
-                         else "it does **not** beat every peer run beside it.")]
+                         else "it does **not** beat every peer run beside it.")
+                      + f" Its 90% coverage: {best['coverage90']:.3f} ("
+                      + ("inside" if COVERAGE_GOAL[0] <= best["coverage90"] <= COVERAGE_GOAL[1] else "**outside**")
+                      + f" {COVERAGE_GOAL[0]}-{COVERAGE_GOAL[1]})."]
+            for source, (mean, _) in published.get(name, {}).items():
+                if "MC dropout, repository" in source:  # the bar: at most one of our SEs below that number
+                    below = best["test_ll"] + best["test_ll_se"] < mean
+                    lines[-1] += (f" Against the repository's published MC dropout ({mean:.2f}): "
+                                  f"{best['test_ll'] - mean:+.3f}, " + ("**more than** one SE below." if below
+                                                                        else "not more than one SE below."))
         lines.append("")
     wins = sum(j["beats_every_peer"] for j in judged.values())
     lines += [f"Datasets where the best Bayesian method beats every peer: {wins} of {len(judged)}.", ""]
