@@ -15,7 +15,7 @@
   dgbn notebooks [--small]  (execute notebooks/ top to bottom; outputs in runs/notebooks/)
   dgbn small-data [--task toy-gaussian] [--sizes 50 200 1000 5000] [--folds 3]   (Bayesian vs deterministic vs MC dropout)
   dgbn hmc-reference [--chains 4] [--burnin 5000] [--samples 5000]   (HMC posterior vs variational)
-  dgbn benchmark uci --data ../shared/data/uci [--datasets concrete energy] [--splits K] [--out DIR]
+  dgbn benchmark uci --data ../shared/data/uci [--datasets concrete energy] [--splits K] [--workers N] [--out DIR]
   dgbn schedules            (list KL schedules and their parameters)
 
 A user error (bad value, missing file) prints one line and exits with code 2; a
