@@ -91,3 +91,22 @@ def test_central_interval_of_categorical_mixture_stays_in_support():
     probs = np.array([[0.1, 0.2, 0.4, 0.3]], "float32")
     lo, hi = central_interval(tfd.Categorical(probs=probs), 0.7)
     assert (lo[0], hi[0]) == (1, 3)  # F = .1 .3 .7 1.0; q(.15) = 1, q(.85) = 3
+
+
+@pytest.mark.parametrize("family,config", [("normal", {}), ("poisson", {}), ("categorical", {"num_classes": 3}),
+                                           ("scaled-normal", {"event_shape": (2, 2)}),
+                                           ("image-mixture", {"event_shape": (2, 2)}), ("point", {"event_shape": (2,)})])
+def test_the_export_metadata_names_the_signatures_outputs_for_every_head(family, config, tmp_path):
+    # The export computes the output names from the head on a zero draw instead of tracing the signature
+    # (export.py): they must be the names the traced, saved signature returns, and the export reloads.
+    import tfp_dgbn
+    from tfp_dgbn.export import export_predictive
+    from tfp_dgbn.model.mlp import bayesian_mlp
+
+    head = make_head(family, **config)
+    meta = export_predictive(bayesian_mlp(2, head, 10, hidden=(3,), seed=1), str(tmp_path / "m"))
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    assert meta["signatures"]["predictive"] == sorted(loaded.signatures["predictive"].structured_outputs)
+    assert not hasattr(loaded, "members")  # only the variables are in the object graph, not the Keras models
+    dist = tfp_dgbn.load(str(tmp_path / "m"))(np.zeros((4, 2), "float32"), 3)
+    assert dist.batch_shape == (4,) and dist.event_shape == tuple(config.get("event_shape", ()))
