@@ -87,3 +87,15 @@ def test_bad_folds_and_settings_are_named():
         small_data_study(sizes=(10,), steps=1, n_test=10, settings={"deterministic": 1.0})
     assert main(["small-data", "--sizes", "50", "200", "--folds", "1"]) == 2
     assert main(["small-data", "--sizes", "5", "--folds", "6"]) == 2
+
+
+def test_train_mlp_takes_exactly_its_steps_whatever_the_steps_per_execution():
+    # train_mlp runs STEPS_PER_EXECUTION steps per call of Keras's train function; a budget that is not a
+    # multiple of it must still be spent exactly (Keras shortens the last call)
+    from tfp_dgbn.model.heads import NormalHead
+    from tfp_dgbn.studies.fitting import STEPS_PER_EXECUTION, train_mlp
+
+    x = np.random.default_rng(0).normal(size=(300, 2)).astype("float32")
+    steps = STEPS_PER_EXECUTION * 2 + STEPS_PER_EXECUTION // 2
+    model = train_mlp(x, x[:, 0], NormalHead, steps, 0, hidden=(4,))
+    assert int(model.optimizer.iterations.numpy()) == steps
