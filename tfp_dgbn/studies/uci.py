@@ -174,8 +174,7 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
     Bayesian ensemble's networks (for export; None if not run)."""
     b = budget
     # the protocol's epochs over this training split, in gradient steps; every network gets at least
-    # these (a large table's networks are still converging after a fixed step budget: on naval, 2,000
-    # steps give test LL 4.55 and 8,000 give 6.37, split 0, KL weight 0.1)
+    # these (a large table's networks are still converging after a fixed step budget: docs/uci.md)
     protocol = n_epochs * -(-len(y) // min(len(y), b.batch))
     steps = max(int(b.steps), protocol)
 
