@@ -130,7 +130,8 @@ class Budget:
     """Training budget of every network (the same for all methods).
 
     Attributes:
-      steps: gradient steps per network (at least the protocol's epochs, `run_split`); batch: batch size; learning_rate: Adam's initial rate;
+      steps: gradient steps per network (at least the protocol's epochs, `run_split`); batch: batch size;
+      learning_rate: Adam's initial rate;
       folds: K of the tempering cross-validation; members: networks per ensemble;
       num_samples: weight draws S of a stochastic predictive; seed: base seed.
     """
@@ -239,9 +240,8 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
         ``<dataset>/`` (one SavedModel serving the mixture).
       progress: a tqdm bar per dataset over its splits.
       on_dataset: callable(results so far), called after each dataset (a long run's partial report).
-      workers: datasets run in this many processes at once (largest first); a study network uses
-        about one core, so on a 2-core machine 2 workers nearly halve a long run. The results do not
-        depend on it (each network is seeded by its dataset, split and member).
+      workers: datasets run in this many processes at once (largest first), e.g. one per core. The
+        results do not depend on it (each network is seeded by its split and member).
 
     Returns:
       {dataset: {method: {test_ll, test_ll_se, rmse, rmse_se, coverage90, splits, seconds, per_split}}},
@@ -414,7 +414,8 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
                   f"{os.cpu_count()} CPU core(s).", "",
                   f"Every network: one hidden layer of the protocol's width, {b.steps} Adam steps or the "
                   f"protocol's epochs where those are more (the deep ensemble: the protocol's epochs) of batch "
-                  f"{b.batch} (learning rate {b.learning_rate:g}, cosine decay), inputs and target standardised on the training split; ensembles of {b.members}; "
+                  f"{b.batch} (learning rate {b.learning_rate:g}, cosine decay), inputs and target standardised "
+                  f"on the training split; ensembles of {b.members}; "
                   f"tempering by {b.folds}-fold CV over KL weights {', '.join(f'{w:g}' for w in b.grid)}; S = "
                   f"{b.num_samples} weight draws. Test log-likelihood (nats/example) and RMSE in the target's "
                   "original units, mean +- SE over splits; 90% interval coverage averaged over splits."]
