@@ -261,10 +261,10 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
         if on_dataset:
             on_dataset(_in_order(done, folders))
 
-    jobs = [(folder, splits, tuple(methods), budget, export_dir, progress, 0) for folder in folders]
+    jobs = [(folder, splits, tuple(methods), budget, export_dir, progress) for folder in folders]
     if int(workers) == 1 or len(folders) == 1:
         for job in jobs:
-            finished(*_run_dataset(*job))
+            finished(*_run_dataset(*job, position=0))
         return _in_order(done, folders)
     import concurrent.futures
     import multiprocessing
@@ -273,7 +273,7 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
     # would inherit TensorFlow's threads
     jobs.sort(key=lambda job: -os.path.getsize(os.path.join(job[0], "data.txt")))
     with concurrent.futures.ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_run_dataset, *job[:-1], k % int(workers)) for k, job in enumerate(jobs)]
+        futures = [pool.submit(_run_dataset, *job, position=k % int(workers)) for k, job in enumerate(jobs)]
         for future in concurrent.futures.as_completed(futures):
             finished(*future.result())
     return _in_order(done, folders)
