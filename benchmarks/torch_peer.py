@@ -1,8 +1,8 @@
 """The ring generator and the toy MLP in PyTorch with bayesian-torch: the peer of the benchmarks.
 
 Same architecture as `tfp_dgbn.model.ring_generator` (feature encoding, ring-relative
-pixel coordinates, Flipout embedding, per-pixel 1x1 Flipout convolutions, Poisson
-log-likelihood) and the same loss convention: per-image NLL + KL / N_train with the
+pixel coordinates, Flipout embedding, per-pixel 1x1 Flipout convolutions whose first layer
+takes the embedding's half once per image, Poisson log-likelihood) and the same loss convention: per-image NLL + KL / N_train with the
 KL *summed* over weights (bayesian-torch's own ``kl_div`` averages over weights, so
 it is replaced by the sum below: the same arithmetic as TFP's analytic KL).
 
@@ -44,8 +44,11 @@ class RingGenerator(torch.nn.Module):
         conv = (lambda i, o: torch.nn.Conv2d(i, o, 1)) if deterministic else (
             lambda i, o: Conv2dFlipout(i, o, 1, **_flipout_kwargs()))
         self.embed = torch.nn.ModuleList([lin(a, b) for a, b in zip(dims[:-1], dims[1:])])
-        chans = [7 + embedding[-1]] + list(hidden) + [1]
+        chans = [7] + list(hidden) + [1]
         self.pixel = torch.nn.ModuleList([conv(a, b) for a, b in zip(chans[:-1], chans[1:])])
+        # the first pixel layer's embedding half, once per image (`tfp_dgbn.model.pixel_network`)
+        self.pixel_embedding = (torch.nn.Linear(embedding[-1], chans[1], bias=False) if deterministic else
+                                LinearFlipout(embedding[-1], chans[1], bias=False, **_flipout_kwargs()))
         with torch.no_grad():  # output bias at log(0.03), the mean pixel count, as in tfp_dgbn
             last = self.pixel[-1]
             (last.bias if deterministic else last.mu_bias).fill_(math.log(0.03))
@@ -84,9 +87,12 @@ class RingGenerator(torch.nn.Module):
         for layer in self.embed:
             e, kl = self._apply(layer, e, kl)
             e = torch.relu(e)
-        h = torch.cat([self._coordinates(f), e[:, :, None, None].expand(-1, -1, self.size, self.size)], 1)
+        h = self._coordinates(f)
         for i, layer in enumerate(self.pixel):
             h, kl = self._apply(layer, h, kl)
+            if i == 0:
+                per_image, kl = self._apply(self.pixel_embedding, e, kl)
+                h = h + per_image[:, :, None, None]
             if i < len(self.pixel) - 1:
                 h = torch.relu(h)
         return h[:, 0], kl

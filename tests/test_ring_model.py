@@ -49,7 +49,9 @@ def test_generator_is_a_poisson_law_over_images_and_saves(tmp_path):
     assert dist.event_shape == (32, 32) and dist.batch_shape == (4,)
     # The initial output is near the mean pixel count (bias at log 0.03).
     assert 0.005 < float(tf.reduce_mean(dist.mean())) < 0.2
-    assert len(model.losses) == 2 * 4  # kernel + bias KL of 2 dense and 2 conv (hidden, output) layers
+    # kernel + bias KL of 2 dense and 2 conv (hidden, output) layers, and the kernel KL of the first
+    # pixel layer's embedding half (`pixel_network`: no bias)
+    assert len(model.losses) == 2 * 4 + 1
     path = str(tmp_path / "m.keras")
     model.save(path)
     from tfp_dgbn.tfk import keras

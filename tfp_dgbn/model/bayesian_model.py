@@ -194,15 +194,21 @@ class BayesianModel(keras.Model):
         piece = tf.cast(tf.clip_by_value(rows // tf.cast(chunk, tf.int64), 1, tf.cast(batch, tf.int64)), tf.int32)
         base = tf.random.uniform([2], minval=tf.int32.min, maxval=tf.int32.max, dtype=tf.int32)  # fresh per call
 
+        shared = self._shared_input_layers()
+
         def network(part, size, seed):
             for k, layer in enumerate(layers):
                 layer.draws, layer.draw_seed = size, tf.random.experimental.stateless_fold_in(seed, k)
+                layer.shared_input = shared is not None and layer in shared
             try:
-                tiled = tf.tile(part, tf.concat([[size], tf.ones([tf.rank(part) - 1], tf.int32)], 0))  # draw-major
-                out = self.params_model(tiled, training=False)
+                rows = part
+                if shared is None:  # every layer runs on the draw-major batch of draws x examples
+                    rows = tf.tile(part, tf.concat([[size], tf.ones([tf.rank(part) - 1], tf.int32)], 0))
+                out = self.params_model(rows, training=False)
             finally:
                 for layer in layers:
                     layer.draws = layer.draw_seed = None
+                    layer.shared_input = False
             return tf.reshape(out, tf.concat([[size, tf.shape(part)[0]], tf.shape(out)[1:]], 0))
 
         def draws(size, i):
@@ -219,6 +225,35 @@ class BayesianModel(keras.Model):
             return tf.transpose(out, _swap_first_two(tf.rank(out)))
 
         return self._chunked(num_samples, draws, chunk)
+
+    def _shared_input_layers(self):
+        """The Bayesian layers whose inputs no weight draw changes, or None where draws must tile the batch.
+
+        Walks the params model's graph: a tensor depends on the draws when a Bayesian layer lies on
+        its path. Layers before every Bayesian layer (the ring generator's pixel coordinates, a
+        feature encoding) then run once per example of a chunk rather than once per draw and
+        example, and the Bayesian layers that read them broadcast them over the draws. None (tile
+        the inputs, the general case) when a non-Bayesian layer would mix draw-dependent and
+        draw-independent tensors (a concatenation of the two), a Bayesian layer is called on both
+        kinds, or the output does not depend on the draws.
+        """
+        if "_shared_input_cache" in self.__dict__:  # outside Keras tracking, as `params_model`
+            return self.__dict__["_shared_input_cache"]
+        model = self.params_model
+        dependent, shared, per_draw, mixed = {}, set(), set(), False
+        for depth in sorted(model._nodes_by_depth, reverse=True):  # inputs first
+            for node in model._nodes_by_depth[depth]:
+                parents = [dependent[id(p)] for p in node.parent_nodes]
+                if isinstance(node.layer, _SerializableVariational):
+                    (per_draw if any(parents) else shared).add(node.layer)
+                    dependent[id(node)] = True
+                else:
+                    mixed |= any(parents) and not all(parents)
+                    dependent[id(node)] = any(parents)
+        outputs_depend = all(dependent[id(node)] for node in model._nodes_by_depth[0])
+        plan = None if mixed or (shared & per_draw) or not outputs_depend else shared
+        self.__dict__["_shared_input_cache"] = plan
+        return plan
 
     @staticmethod
     def _chunked(num_samples, run, chunk):

@@ -70,6 +70,10 @@ class _SerializableVariational:
     #: (the pieces of one large batch); None: a fresh seed per call.
     draw_seed = None
 
+    #: True while ``inputs`` are the same for all S draws ([B, ...], not draw-major S x B: the
+    #: layers before it hold no weights to draw; `BayesianModel._shared_input_layers`).
+    shared_input = False
+
     def call(self, inputs):
         if self.draws is None:
             return super().call(inputs)
@@ -83,8 +87,9 @@ class _SerializableVariational:
                 and tuple(self.dilation_rate) == (1, 1) and self.data_format == "channels_last")
 
     def _call_draws(self, inputs, draws):
-        """``inputs`` [S * B, ..., C] (draw-major) through S independent exact posterior draws of the
-        weights, one per block of B rows: kernel [S, C, units] and bias [S, units] sampled at once."""
+        """``inputs`` [S * B, ..., C] (draw-major; [B, ..., C] when ``shared_input``) through S
+        independent exact posterior draws of the weights, one per block of B rows: kernel
+        [S, C, units] and bias [S, units] sampled at once. Returns [S * B, ..., units]."""
         units = self.kernel_posterior.event_shape[-1]
         channels = self.kernel_posterior.event_shape[-2]
         if self.draw_seed is None:  # a fresh stateless seed per call (a stateful draw), as `ReplicaSample` does
@@ -92,11 +97,14 @@ class _SerializableVariational:
         else:
             seeds = tf.random.experimental.stateless_split(self.draw_seed, 2)
         kernel = tf.reshape(self.kernel_posterior.sample(draws, seed=seeds[0]), [draws, channels, units])
-        x = tf.reshape(inputs, [draws, -1, channels])
+        # shared inputs [1, B * pixels, C] broadcast over the draws' kernels
+        x = tf.reshape(inputs, [1 if self.shared_input else draws, -1, channels])
         y = tf.matmul(x, kernel)  # [S, B * pixels, units]
         if self.bias_posterior is not None:
             y = y + self.bias_posterior.sample(draws, seed=seeds[1])[:, None, :]
-        y = tf.reshape(y, tf.concat([tf.shape(inputs)[:-1], [units]], 0))
+        shape = tf.shape(inputs)
+        rows = shape[0] * draws if self.shared_input else shape[0]  # draw-major S x B
+        y = tf.reshape(y, tf.concat([[rows], shape[1:-1], [units]], 0))
         return self.activation(y) if self.activation is not None else y
 
     def divergence_fns(self):
@@ -177,9 +185,11 @@ class Conv2DReparameterization(_SerializableVariational, tfp.layers.Convolution2
 LAYER_KINDS = ("flipout", "reparameterization", "deterministic")
 
 
-def _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc="zeros", prior_fan_in=False):
-    """Keyword arguments giving a layer seeded posteriors, a prior and the KL term."""
-    return dict(
+def _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc="zeros", prior_fan_in=False,
+                        use_bias=True):
+    """Keyword arguments giving a layer seeded posteriors, a prior and the KL term (none for the bias
+    when ``use_bias`` is False)."""
+    kwargs = dict(
         kernel_posterior_fn=MeanFieldNormalPosterior(init_scale, "glorot", seed),
         kernel_prior_fn=NormalPrior(prior_scale, fan_in=prior_fan_in),
         kernel_divergence_fn=ScaledKLDivergence(num_train),
@@ -190,6 +200,9 @@ def _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc="zero
         bias_divergence_fn=ScaledKLDivergence(num_train),
         seed=seed + 2,
     )
+    if not use_bias:
+        kwargs.update(bias_posterior_fn=None, bias_prior_fn=None, bias_divergence_fn=None)
+    return kwargs
 
 
 def _check_kind(kind):
@@ -205,12 +218,13 @@ def _deterministic_kwargs(seed, bias_loc):
 
 
 def dense_layer(kind, units, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros",
-                prior_fan_in=False, **kwargs):
-    """A dense layer of the given kind (`LAYER_KINDS`); arguments as `dense_flipout`."""
+                prior_fan_in=False, use_bias=True, **kwargs):
+    """A dense layer of the given kind (`LAYER_KINDS`); arguments as `dense_flipout`, and ``use_bias``
+    (False: no bias, so no bias posterior or KL term)."""
     _check_kind(kind)
     if kind == "deterministic":
-        return keras.layers.Dense(units, **_deterministic_kwargs(seed, bias_loc), **kwargs)
-    variational = _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc, prior_fan_in)
+        return keras.layers.Dense(units, use_bias=use_bias, **_deterministic_kwargs(seed, bias_loc), **kwargs)
+    variational = _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc, prior_fan_in, use_bias)
     if kind == "reparameterization":
         variational.pop("seed")
         return DenseReparameterization(units, **variational, **kwargs)
@@ -218,12 +232,14 @@ def dense_layer(kind, units, num_train, seed, prior_scale=1.0, init_scale=1e-3, 
 
 
 def conv2d_layer(kind, filters, kernel_size, num_train, seed, prior_scale=1.0, init_scale=1e-3, bias_loc="zeros",
-                 prior_fan_in=False, **kwargs):
-    """A 2-D convolution of the given kind (`LAYER_KINDS`); arguments as `conv2d_flipout`."""
+                 prior_fan_in=False, use_bias=True, **kwargs):
+    """A 2-D convolution of the given kind (`LAYER_KINDS`); arguments as `conv2d_flipout`, and
+    ``use_bias`` as `dense_layer`'s."""
     _check_kind(kind)
     if kind == "deterministic":
-        return keras.layers.Conv2D(filters, kernel_size, **_deterministic_kwargs(seed, bias_loc), **kwargs)
-    variational = _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc, prior_fan_in)
+        return keras.layers.Conv2D(filters, kernel_size, use_bias=use_bias, **_deterministic_kwargs(seed, bias_loc),
+                                   **kwargs)
+    variational = _variational_kwargs(num_train, seed, prior_scale, init_scale, bias_loc, prior_fan_in, use_bias)
     if kind == "reparameterization":
         variational.pop("seed")
         return Conv2DReparameterization(filters, kernel_size, **variational, **kwargs)

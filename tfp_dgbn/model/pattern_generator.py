@@ -5,7 +5,7 @@ the epistemic part, and an explicit output law per pixel the aleatoric part.
 
   features [B, F] --PatternFeatureEncoding--> --DenseFlipout x2--> embedding [B, E]
   features [B, F] --PatternCoordinates------> [B, 32, 32, 7 per ring] ring-relative pixel coordinates
-  concat(coordinates, embedding broadcast to every pixel)
+  per-pixel network on (coordinates, embedding at every pixel) (`tfp_dgbn.model.pixel_network`)
       --1x1 Convolution2DFlipout x len(hidden)--> --1x1 Convolution2DFlipout--> raw law parameters per pixel
       --head--> a law over the image
 
@@ -28,8 +28,8 @@ import tensorflow as tf
 
 from tfp_dgbn.model.bayesian_model import BayesianModel
 from tfp_dgbn.model.heads import ImageMixtureHead, NormalHead, ScaledNormalHead
-from tfp_dgbn.model.layers import conv2d_layer, dense_layer
-from tfp_dgbn.model.ring_generator import BroadcastToPixels
+from tfp_dgbn.model.layers import dense_layer
+from tfp_dgbn.model.pixel_network import pixel_network
 from tfp_dgbn.model.variational import check_num_train
 from tfp_dgbn.validate import InputError
 from tfp_dgbn.tfk import keras
@@ -124,11 +124,7 @@ def pattern_generator(num_train, two_rings=False, pixel_law="scaled", embedding=
     e = PatternFeatureEncoding(name="encode")(features)
     for k, units in enumerate(embedding):
         e = dense_layer("flipout", units, seed=seed + 10 * k, activation=activation, name=f"embed_{k}", **common)(e)
-    h = keras.layers.Concatenate(name="pixel_inputs")([
-        PatternCoordinates(name="coordinates")(features), BroadcastToPixels(SIZE, name="broadcast")(e)])
-    for k, filters in enumerate(hidden):
-        h = conv2d_layer("flipout", filters, 1, seed=seed + 100 + 10 * k, activation=activation, name=f"pixel_{k}",
-                         **common)(h)
-    h = conv2d_layer("flipout", head.params_size, 1, seed=seed + 200, name="law_params", bias_loc=bias, **common)(h)
+    h = pixel_network("flipout", PatternCoordinates(name="coordinates")(features), e, hidden, head.params_size,
+                      seed=seed + 100, activation=activation, out_name="law_params", out_bias=bias, **common)
     outputs = head(h)
     return BayesianModel(features, outputs, kl_weight=kl_weight, name=name)

@@ -4,7 +4,7 @@ Architecture (docs/ring_model.md records what was tried and what each gave):
 
   features [B, 6] --RingFeatureEncoding--> [B, 8] --DenseFlipout x2--> embedding [B, E]
   features [B, 6] --RingCoordinates------> [B, S, S, 7] ring-relative pixel coordinates
-  concat(coordinates, embedding broadcast to every pixel)
+  per-pixel network on (coordinates, embedding at every pixel) (`tfp_dgbn.model.pixel_network`)
       --1x1 Convolution2DFlipout x len(hidden)--> --1x1 Convolution2DFlipout--> log-rate [B, S, S, 1]
       --PoissonHead(event_shape=(S, S))--> Independent(Poisson) over the image
 
@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from tfp_dgbn.model.bayesian_model import BayesianModel
 from tfp_dgbn.model.heads import PoissonHead
-from tfp_dgbn.model.layers import conv2d_layer, dense_layer
+from tfp_dgbn.model.layers import dense_layer
+from tfp_dgbn.model.pixel_network import pixel_network
 from tfp_dgbn.model.variational import check_num_train
 from tfp_dgbn.tfk import keras
 
@@ -98,23 +99,6 @@ class RingCoordinates(keras.layers.Layer):
         return config
 
 
-@keras.saving.register_keras_serializable(package="tfp_dgbn")
-class BroadcastToPixels(keras.layers.Layer):
-    """[B, E] -> [B, S, S, E]: the ring embedding, the same at every pixel."""
-
-    def __init__(self, image_size=32, **kwargs):
-        super().__init__(**kwargs)
-        self.image_size = int(image_size)
-
-    def call(self, e):
-        return tf.tile(e[:, None, None, :], [1, self.image_size, self.image_size, 1])
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(image_size=self.image_size)
-        return config
-
-
 def ring_generator(num_train, config=None, embedding=(32, 16), hidden=(32, 32), activation="relu", seed=0,
                    prior_scale=1.0, init_scale=1e-3, kl_weight=1.0, log_rate_bias=math.log(0.03),
                    name="ring_generator", kind="flipout"):
@@ -147,11 +131,7 @@ def ring_generator(num_train, config=None, embedding=(32, 16), hidden=(32, 32), 
     e = RingFeatureEncoding(size, config.width_range, config.theta_range, name="encode")(features)
     for i, units in enumerate(embedding):
         e = dense_layer(kind, units, seed=seed + 10 * i, activation=activation, name=f"embed_{i}", **common)(e)
-    h = keras.layers.Concatenate(name="pixel_inputs")([
-        RingCoordinates(size, name="coordinates")(features), BroadcastToPixels(size, name="broadcast")(e)])
-    for i, filters in enumerate(hidden):
-        h = conv2d_layer(kind, filters, 1, seed=seed + 100 + 10 * i, activation=activation, name=f"pixel_{i}",
-                         **common)(h)
-    h = conv2d_layer(kind, 1, 1, seed=seed + 200, name="log_rate", bias_loc=log_rate_bias, **common)(h)
+    h = pixel_network(kind, RingCoordinates(size, name="coordinates")(features), e, hidden, 1, seed=seed + 100,
+                      activation=activation, out_name="log_rate", out_bias=log_rate_bias, **common)
     outputs = PoissonHead(event_shape=(size, size), name="poisson_image")(h)
     return BayesianModel(features, outputs, kl_weight=kl_weight, name=name)
