@@ -121,12 +121,12 @@ def _seeded_draws(model, x, num_samples, tile):
     """sample_params under a fixed global seed, with the shared-input plan or with every layer on the
     tiled draw-major batch (``tile``): the same op seeds, so the same weight draws."""
     if tile:
-        model.__dict__["_shared_input_cache"] = None
+        model.__dict__["_draw_split_cache"] = None
     try:
         tf.random.set_seed(11)
         return tf.function(lambda x: model.sample_params(x, num_samples, vectorized=True))(tf.constant(x)).numpy()
     finally:
-        model.__dict__.pop("_shared_input_cache", None)
+        model.__dict__.pop("_draw_split_cache", None)
 
 
 def test_layers_before_the_weights_run_once_per_example_with_the_same_draws():
@@ -134,7 +134,7 @@ def test_layers_before_the_weights_run_once_per_example_with_the_same_draws():
     example and the first Bayesian layers broadcast them over the draws. The draws are the very ones
     the tiled batch gives (same seeds), to float32 rounding of a different matmul order."""
     model = ring_generator(100, embedding=(8, 4), hidden=(8,), seed=2, init_scale=0.1)
-    assert sorted(layer.name for layer in model._shared_input_layers()) == ["embed_0", "pixel_0"]
+    assert sorted(layer.name for layer in model._draw_split()[0]) == ["embed_0", "pixel_0"]
     features = rings.simulate(5, seed=seeds.key(5, "test"))["features"].astype("float32")
     shared, tiled = _seeded_draws(model, features, 6, False), _seeded_draws(model, features, 6, True)
     assert shared.shape == tiled.shape == (6, 5, 32, 32, 1)
@@ -152,7 +152,7 @@ def test_a_layer_mixing_draw_dependent_and_fixed_tensors_keeps_the_tiled_batch()
     inputs = keras.Input((1,))
     h = keras.layers.Concatenate()([inputs, dense_flipout(4, num_train=10, seed=0, activation="relu")(inputs)])
     model = BayesianModel(inputs, NormalHead()(dense_flipout(2, num_train=10, seed=3)(h)))
-    assert model._shared_input_layers() is None
+    assert model._draw_split() is None
     out = model.sample_params(tf.constant([[0.3], [0.3]]), 8, vectorized=True).numpy()
     np.testing.assert_array_equal(out[:, 0], out[:, 1])
     assert np.unique(out[:, 0, 0]).size == 8

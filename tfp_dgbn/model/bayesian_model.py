@@ -166,10 +166,11 @@ class BayesianModel(keras.Model):
         draw-major batch of draws x examples rows, one batched matmul per layer.
         The work goes in chunks of at most ``chunk_bytes`` of activations:
         chunks of draws, and, when one draw of the whole batch is larger than
-        that, pieces of the batch within a draw chunk. The pieces of a chunk
-        re-create the same weights from the chunk's stateless seed, so every
-        example of a draw sees one network; draws in different chunks and within
-        one are independent. Otherwise, or with ``vectorized=False``, the draws
+        that, pieces of the batch, each running every chunk of draws. Every
+        piece re-creates a chunk's weights from the chunk's stateless seed, so
+        every example of a draw sees one network; draws in different chunks and
+        within one are independent. Layers before any weights run once per
+        piece, not once per draw (`_draw_split`). Otherwise, or with ``vectorized=False``, the draws
         run one after another in a `tf.while_loop`, each a fresh model call
         (each call a Flipout draw per example, pseudo-independent across examples).
 
@@ -194,66 +195,80 @@ class BayesianModel(keras.Model):
         piece = tf.cast(tf.clip_by_value(rows // tf.cast(chunk, tf.int64), 1, tf.cast(batch, tf.int64)), tf.int32)
         base = tf.random.uniform([2], minval=tf.int32.min, maxval=tf.int32.max, dtype=tf.int32)  # fresh per call
 
-        shared = self._shared_input_layers()
+        split = self._draw_split()
+        shared = split[0] if split else ()
 
-        def network(part, size, seed):
+        def network(inputs, count, size, seed):
+            """The raw parameters of ``size`` draws for ``count`` examples, [size, count, ...]."""
             for k, layer in enumerate(layers):
                 layer.draws, layer.draw_seed = size, tf.random.experimental.stateless_fold_in(seed, k)
-                layer.shared_input = shared is not None and layer in shared
+                layer.shared_input = layer in shared
             try:
-                rows = part
-                if shared is None:  # every layer runs on the draw-major batch of draws x examples
-                    rows = tf.tile(part, tf.concat([[size], tf.ones([tf.rank(part) - 1], tf.int32)], 0))
-                out = self.params_model(rows, training=False)
+                if split:  # the layers after the cut, on the prefix's outputs (the same for every draw)
+                    out = split[2](inputs, training=False)
+                else:  # every layer on the draw-major batch of draws x examples
+                    tiled = tf.tile(inputs, tf.concat([[size], tf.ones([tf.rank(inputs) - 1], tf.int32)], 0))
+                    out = self.params_model(tiled, training=False)
             finally:
                 for layer in layers:
                     layer.draws = layer.draw_seed = None
                     layer.shared_input = False
-            return tf.reshape(out, tf.concat([[size, tf.shape(part)[0]], tf.shape(out)[1:]], 0))
+            return tf.reshape(out, tf.concat([[size, count], tf.shape(out)[1:]], 0))
 
-        def draws(size, i):
-            seed = tf.random.experimental.stateless_fold_in(base, i)  # one network per draw, in every piece
-            pieces = (batch + piece - 1) // piece
+        def piece_draws(j):
+            """All S draws for the examples of piece j, [S, piece, ...]: the chunks of draws re-create
+            the same weights in every piece (seeded by the chunk), so a draw is one network."""
+            part = x[j * piece:(j + 1) * piece]
+            inputs = split[1](part, training=False) if split else part  # once per piece, not per draw
+            return self._chunked(num_samples, lambda size, i: network(
+                inputs, tf.shape(part)[0], size, tf.random.experimental.stateless_fold_in(base, i)), chunk)
 
-            def body(j, ta):
-                out = network(x[j * piece:(j + 1) * piece], size, seed)  # [size, piece, ...]
-                return j + 1, ta.write(j, tf.transpose(out, _swap_first_two(tf.rank(out))))
+        def body(j, ta):
+            out = piece_draws(j)
+            return j + 1, ta.write(j, tf.transpose(out, _swap_first_two(tf.rank(out))))
 
-            ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False)
-            _, ta = tf.while_loop(lambda j, _: j < pieces, body, (tf.constant(0), ta))
-            out = ta.concat()  # [B, size, ...]: pieces joined along the example axis
-            return tf.transpose(out, _swap_first_two(tf.rank(out)))
+        ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False)
+        _, ta = tf.while_loop(lambda j, _: j < (batch + piece - 1) // piece, body, (tf.constant(0), ta))
+        out = ta.concat()  # [B, S, ...]: pieces joined along the example axis
+        return tf.transpose(out, _swap_first_two(tf.rank(out)))
 
-        return self._chunked(num_samples, draws, chunk)
+    def _draw_split(self):
+        """(shared layers, prefix model, suffix model) for vectorised draws, or None where draws tile the batch.
 
-    def _shared_input_layers(self):
-        """The Bayesian layers whose inputs no weight draw changes, or None where draws must tile the batch.
-
-        Walks the params model's graph: a tensor depends on the draws when a Bayesian layer lies on
-        its path. Layers before every Bayesian layer (the ring generator's pixel coordinates, a
-        feature encoding) then run once per example of a chunk rather than once per draw and
-        example, and the Bayesian layers that read them broadcast them over the draws. None (tile
-        the inputs, the general case) when a non-Bayesian layer would mix draw-dependent and
-        draw-independent tensors (a concatenation of the two), a Bayesian layer is called on both
-        kinds, or the output does not depend on the draws.
+        Walks the params model's graph: a tensor depends on the draws when a Bayesian layer lies
+        on its path. The layers before every Bayesian layer (the ring generator's pixel
+        coordinates, a feature encoding) form the prefix, run once per piece of examples; the
+        suffix runs the rest on the prefix's outputs for each chunk of draws, and its first
+        Bayesian layers (the shared layers) broadcast those outputs over the draws. None (every
+        layer on the tiled batch, the general case) when a non-Bayesian layer would mix
+        draw-dependent and draw-independent tensors (a concatenation of the two), a Bayesian layer
+        is called on both kinds, or the output does not depend on the draws.
         """
-        if "_shared_input_cache" in self.__dict__:  # outside Keras tracking, as `params_model`
-            return self.__dict__["_shared_input_cache"]
+        if "_draw_split_cache" in self.__dict__:  # outside Keras tracking, as `params_model`
+            return self.__dict__["_draw_split_cache"]
         model = self.params_model
-        dependent, shared, per_draw, mixed = {}, set(), set(), False
+        dependent, shared, per_draw, cut, mixed = {}, set(), set(), {}, False
         for depth in sorted(model._nodes_by_depth, reverse=True):  # inputs first
             for node in model._nodes_by_depth[depth]:
                 parents = [dependent[id(p)] for p in node.parent_nodes]
                 if isinstance(node.layer, _SerializableVariational):
-                    (per_draw if any(parents) else shared).add(node.layer)
+                    if any(parents):
+                        per_draw.add(node.layer)
+                    else:
+                        shared.add(node.layer)
+                        cut.update((id(t), t) for t in tf.nest.flatten(node.input_tensors))
                     dependent[id(node)] = True
                 else:
                     mixed |= any(parents) and not all(parents)
                     dependent[id(node)] = any(parents)
         outputs_depend = all(dependent[id(node)] for node in model._nodes_by_depth[0])
-        plan = None if mixed or (shared & per_draw) or not outputs_depend else shared
-        self.__dict__["_shared_input_cache"] = plan
-        return plan
+        split = None
+        if not (mixed or (shared & per_draw) or not outputs_depend):
+            cut = list(cut.values())
+            # Keras gives the suffix inputs of its own at the cut tensors, on the same layers
+            split = (shared, keras.Model(model.inputs, cut), keras.Model(cut, model.outputs))
+        self.__dict__["_draw_split_cache"] = split
+        return split
 
     @staticmethod
     def _chunked(num_samples, run, chunk):
