@@ -71,7 +71,7 @@ class _SerializableVariational:
     draw_seed = None
 
     #: True while ``inputs`` are the same for all S draws ([B, ...], not draw-major S x B: the
-    #: layers before it hold no weights to draw; `BayesianModel._shared_input_layers`).
+    #: layers before it hold no weights to draw; `BayesianModel._draw_split`).
     shared_input = False
 
     def call(self, inputs):
