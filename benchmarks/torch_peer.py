@@ -3,8 +3,9 @@
 Same architecture as `tfp_dgbn.model.ring_generator` (feature encoding, ring-relative
 pixel coordinates, Flipout embedding, per-pixel 1x1 Flipout convolutions whose first layer
 takes the embedding's half once per image, Poisson log-likelihood) and the same loss
-convention: per-image NLL + KL / N_train with the KL *summed* over weights (bayesian-torch's own ``kl_div`` averages over weights, so
-it is replaced by the sum below: the same arithmetic as TFP's analytic KL).
+convention: per-image NLL + KL / N_train with the KL *summed* over weights (bayesian-torch's
+own ``kl_div`` averages over weights, so it is replaced by the sum below: the same arithmetic
+as TFP's analytic KL).
 
 Needs ``pip install -r benchmarks/requirements.txt`` (torch 2.13.0 CPU, bayesian-torch).
 """
