@@ -173,3 +173,32 @@ def test_adaptive_reaches_its_set_point_on_the_gaussian_toy(tmp_path):
     assert kl[0] > 1.5 * target and w.max() > w[0]
     assert abs(kl[-10:].mean() - target) <= 0.05 * target
     assert np.all(np.abs(np.diff(w)) <= 0.05 + 1e-6)
+
+
+def test_epoch_tensorboard_writes_epoch_scalars_and_builds_none_per_batch(tmp_path, monkeypatch):
+    """With a callback that needs batch hooks (KLAnnealing per batch), the stock TensorBoard callback
+    builds its batch scalars on every batch; `EpochTensorBoard` builds none and logs every epoch."""
+    import tensorflow as tf
+    from tf_keras.src import callbacks as keras_callbacks
+
+    from tfp_dgbn.fit.callbacks import EpochTensorBoard
+    from tfp_dgbn.model.heads import NormalHead
+    from tfp_dgbn.model.mlp import bayesian_mlp
+    from tfp_dgbn.tfk import keras
+
+    names = []
+    scalar = keras_callbacks.tf.summary.scalar
+    monkeypatch.setattr(keras_callbacks.tf.summary, "scalar", lambda name, *a, **k: names.append(name) or
+                        scalar(name, *a, **k))
+    x = np.linspace(-1, 1, 64, dtype="float32")[:, None]
+    for board in (keras.callbacks.TensorBoard, EpochTensorBoard):
+        names.clear()
+        model = bayesian_mlp(1, NormalHead(), 64, hidden=(4,), seed=0)
+        model.compile(keras.optimizers.Adam(1e-2))
+        model.fit(x, x[:, 0], epochs=2, batch_size=16, verbose=0, validation_data=(x, x[:, 0]),
+                  callbacks=[KLAnnealing(from_spec("linear:epochs=2"), update="batch"),
+                             board(str(tmp_path / board.__name__), write_graph=False)])
+        batch = [n for n in names if n.startswith("batch_")]
+        assert names.count("epoch_kl_weight") == 2 * 2, (board, names)  # train and validation, per epoch
+        assert len(batch) == (0 if board is EpochTensorBoard else 2 * 4 * 5), (board, batch)
+    assert tf.io.gfile.glob(str(tmp_path / "EpochTensorBoard" / "train" / "events.out.tfevents.*"))

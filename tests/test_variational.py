@@ -121,6 +121,28 @@ def test_model_save_load_round_trip_keeps_weights_kl_weight_and_resumes(tmp_path
     assert np.isfinite(history["loss"][0])
 
 
+def test_tracked_names_resolve_as_in_keras_functional_and_a_checkpoint_restores(tmp_path):
+    """`BayesianModel._lookup_dependency` skips Functional's walk over the layers only for names that
+    are not layers: every name resolves to the same object, and a TF checkpoint round-trips."""
+    from tf_keras.src.engine.functional import Functional
+
+    model = _model()
+    x = np.linspace(-1, 1, 64, dtype="float32")[:, None]
+    model.compile(keras.optimizers.Adam(1e-2))
+    model.evaluate(x, x[:, 0], verbose=0)  # assigns (and tracks) test_function
+    names = list(model._trackable_children()) + ["test_function", "train_function", "no_such_name"]
+    assert {"layer-0", "layer_with_weights-0", "kl_weight"} <= set(names)
+    for name in names:
+        assert model._lookup_dependency(name) is Functional._lookup_dependency(model, name), name
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    again = _model()
+    for v in again.trainable_variables:
+        v.assign(tf.zeros_like(v))
+    tf.train.Checkpoint(model=again).read(path).assert_existing_objects_matched()
+    for a, b in zip(model.weights, again.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_fit_logs_separate_terms_that_add_up():
     n = 256
     rng = np.random.default_rng(1)

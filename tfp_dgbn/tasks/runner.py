@@ -17,7 +17,7 @@ import numpy as np
 import tfp_dgbn
 from tfp_dgbn.atomic import atomic_file
 from tfp_dgbn.export import export_predictive
-from tfp_dgbn.fit.callbacks import FigureSummary, KLAnnealing, PosteriorSummaries, stddev_summary
+from tfp_dgbn.fit.callbacks import EpochTensorBoard, FigureSummary, KLAnnealing, PosteriorSummaries, stddev_summary
 from tfp_dgbn.fit.distribute import build_and_compile, finish_on_chief, make_strategy, worker_path
 from tfp_dgbn.fit.resume import resumable_fit
 from tfp_dgbn.fit.schedules import from_spec
@@ -56,16 +56,18 @@ def run(settings, progress=progress_line):
     strategy = make_strategy(settings.strategy)
     metadata = {"task": task.name, **data.metadata, "training_config": settings.to_dict(),
                 "kl_schedule": from_spec(settings.kl_schedule).spec()}
-    models, history = [], None
+    models, history, predictor = [], None, None
     for k in range(settings.ensemble):  # every worker trains every network: the steps are collective
-        model, member_history = _train(task, member_settings(settings, k), data, strategy, metadata, progress)
+        model, member_history, predictor = _train(task, member_settings(settings, k), data, strategy, metadata,
+                                                  progress)
         history = history or member_history
         if model is not None:
             models.append(model)
     if not models:  # a non-chief worker: the chief exports and evaluates
         return FitResult(None, None, history, {}, {})
     model = models[0] if len(models) == 1 else models
-    predictor = model_predictor(model, metadata)
+    if len(models) > 1 or predictor is None:  # the training predictor's draws are traced already: reuse them
+        predictor = model_predictor(model, metadata)
 
     progress(f"exporting SavedModel to {settings.out}" + (f" ({len(models)} networks)" if len(models) > 1 else ""))
     export_predictive(model, settings.out, metadata)
@@ -95,7 +97,12 @@ def member_settings(settings, k):
 
 
 def _train(task, settings, data, strategy, metadata, progress):
-    """Build, compile and fit one network of ``task``: (model on the chief or None on other workers, history)."""
+    """Build, compile and fit one network of ``task``.
+
+    Returns:
+      (model on the chief or None on other workers, history, the training figures' `Predictor` of that
+      model, or None when the chief's model is a copy built outside the strategy).
+    """
     schedule = from_spec(settings.kl_schedule)
     keras.utils.set_random_seed(settings.seed)
 
@@ -110,7 +117,7 @@ def _train(task, settings, data, strategy, metadata, progress):
     os.makedirs(logdir, exist_ok=True)
     predictor = model_predictor(model, metadata)
     annealing = KLAnnealing(schedule, update=settings.kl_update)
-    callbacks = [keras.callbacks.TensorBoard(logdir, histogram_freq=0, write_graph=False),
+    callbacks = [EpochTensorBoard(logdir, histogram_freq=0, write_graph=False),
                  PosteriorSummaries(logdir, every=settings.plot_every)]
     if task.figure_tag:
         callbacks.append(FigureSummary(logdir, lambda _: task.figure(settings, data, predictor),
@@ -125,7 +132,8 @@ def _train(task, settings, data, strategy, metadata, progress):
     history = resumable_fit(model, annealing, settings, training_data, data.validation, settings.epochs,
                             steps, callbacks, settings.verbose, every=task.checkpoint_every, progress=progress,
                             strategy=strategy)
-    return finish_on_chief(model, build, strategy, settings.logdir), history
+    finished = finish_on_chief(model, build, strategy, settings.logdir)
+    return finished, history, predictor if finished is model else None
 
 
 def fit(task, **settings):
