@@ -45,6 +45,23 @@ def test_the_format_is_read_and_bad_folders_are_named(tmp_path):
     assert main(["benchmark", "uci", "--data", str(tmp_path / "none")]) == 2
 
 
+def test_the_kl_grid_option_reaches_the_cross_validation_and_bad_grids_are_refused(tmp_path, monkeypatch, capsys):
+    import tfp_dgbn.studies.uci as uci
+
+    seen = []
+    monkeypatch.setattr(uci, "uci_benchmark", lambda *args, **kwargs: seen.append(args[4]) or {})
+    monkeypatch.setattr(uci, "write_uci_report", lambda *args, **kwargs: "")
+    base = ["benchmark", "uci", "--data", str(tmp_path), "--out", str(tmp_path / "out")]
+    assert main(base + ["--kl-grid", "3", "1", "0.1"]) == 0
+    assert main(base) == 0
+    assert [b.grid for b in seen] == [(3.0, 1.0, 0.1), uci.KL_GRID]
+    assert main(base + ["--kl-grid", "1", "-0.5"]) == 2
+    assert "kl_weight must be finite and >= 0, got -0.5" in capsys.readouterr().err
+    assert main(base + ["--kl-grid", "1", "1"]) == 2
+    assert "--kl-grid has a weight twice: [1.0, 1.0]" in capsys.readouterr().err
+    assert len(seen) == 2  # nothing ran for the refused grids
+
+
 def test_splits_are_summarised_as_mean_and_standard_error():
     from tfp_dgbn.studies.uci import _summarise
 

@@ -206,6 +206,9 @@ def build_parser():
     uci.add_argument("--steps", type=int, default=4000, help="Adam steps per network (default 4000)")
     uci.add_argument("--batch-size", type=int, default=128)
     uci.add_argument("--folds", type=int, default=2, help="K of the cross-validation choosing the KL weight")
+    uci.add_argument("--kl-grid", type=float, nargs="+", default=None, metavar="W",
+                     help="KL weights the cross-validation chooses from (default: 1 0.3 0.1 0.03 0.01; weights "
+                          "above 1 give a posterior narrower than the prior's, below 1 wider)")
     uci.add_argument("--members", type=int, default=5, help="networks per ensemble (default 5)")
     uci.add_argument("--num-samples", type=int, default=64, help="weight draws S of a stochastic predictive")
     uci.add_argument("--seed", type=int, default=0)
@@ -449,7 +452,8 @@ def _simulate(args):
 def _benchmark(args):
     import time
 
-    from tfp_dgbn.studies.uci import METHODS, Budget, uci_benchmark, write_uci_report
+    from tfp_dgbn.studies.uci import KL_GRID, METHODS, Budget, uci_benchmark, write_uci_report
+    from tfp_dgbn.validate import check_kl_weight
 
     t0 = time.time()
     for name in ("steps", "batch_size", "members", "num_samples", "splits", "workers"):
@@ -458,8 +462,11 @@ def _benchmark(args):
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.folds < 2:
         raise InputError(f"--folds must be >= 2 (cross-validation), got {args.folds}")
+    grid = KL_GRID if args.kl_grid is None else tuple(check_kl_weight(w) for w in args.kl_grid)
+    if len(set(grid)) != len(grid):
+        raise InputError(f"--kl-grid has a weight twice: {list(grid)}")
     budget = Budget(steps=args.steps, batch=args.batch_size, folds=args.folds, members=args.members,
-                    num_samples=args.num_samples, seed=args.seed)
+                    num_samples=args.num_samples, seed=args.seed, grid=grid)
     if args.replot:
         with open(os.path.join(args.out, "uci.json")) as f:
             print(write_uci_report(json.load(f), args.out, args.data, budget))
