@@ -129,11 +129,29 @@ def _train(task, settings, data, strategy, metadata, progress):
     def training_data(initial_epoch):  # a resumed run continues a simulated stream where it stopped
         return source.distributed(strategy, settings.batch_size, initial_epoch * steps)
 
-    history = resumable_fit(model, annealing, settings, training_data, data.validation, settings.epochs,
+    history = resumable_fit(model, annealing, settings, training_data,
+                            validation_dataset(data.validation, settings.batch_size), settings.epochs,
                             steps, callbacks, settings.verbose, every=task.checkpoint_every, progress=progress,
                             strategy=strategy)
     finished = finish_on_chief(model, build, strategy, settings.logdir)
     return finished, history, predictor if finished is model else None
+
+
+def validation_dataset(validation, batch_size):
+    """The validation arrays (inputs, targets) as a cached, batched `tf.data.Dataset`.
+
+    Given arrays, Keras validates in batches of 32 and re-slices the arrays through
+    an index map at every epoch's evaluation; a job of 300 short epochs (the toys)
+    evaluates 300 times, so that per-epoch cost adds up (`benchmarks/job_overhead.py`).
+    Batches are the training batch size. Sharded by data under a multi-worker
+    strategy, as Keras shards arrays.
+    """
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(tuple(validation)).batch(batch_size).cache()
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def fit(task, **settings):
