@@ -65,9 +65,10 @@ def main(argv=None):
             for which in (("old", "new") if r % 2 == 0 else ("new", "old")):
                 times[job][which].append(time_job(getattr(args, which), task, settings))
                 print(f"repeat {r + 1}, {which}: {job}: {times[job][which][-1]:.1f} s", flush=True)
+    old, new = (os.path.basename(os.path.normpath(path)) for path in (args.old, args.new))
     rows = ["## Small jobs: wall time against an earlier package copy", "",
-            f"Each job in a fresh process per copy, {args.repeats} repeats alternating the copies; old = "
-            f"`{os.path.basename(os.path.normpath(args.old))}`, new = `{os.path.basename(os.path.normpath(args.new))}`.",
+            f"Each job in a fresh process per copy, {args.repeats} repeats alternating the copies; old = `{old}`, "
+            f"new = `{new}`.",
             "", "| job | old (s, each) | new (s, each) | new / old (medians) |", "|---|---|---|---|"]
     for job, t in times.items():
         ratio = statistics.median(t["new"]) / statistics.median(t["old"])

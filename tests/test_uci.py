@@ -96,8 +96,9 @@ def test_every_method_runs_on_a_tiny_subset_in_the_targets_units(tmp_path):
     data_dir = tmp_path / "uci"
     _fake_dataset(data_dir)
     out = tmp_path / "out"
+    # two KL weights instead of the default grid's five: the CV's fits are most of this test's networks
     assert main(["benchmark", "uci", "--data", str(data_dir), "--splits", "1", "--steps", "60", "--members", "2",
-                 "--num-samples", "4", "--out", str(out)]) == 0
+                 "--num-samples", "4", "--kl-grid", "1", "0.1", "--out", str(out)]) == 0
     result = json.loads((out / "uci.json").read_text())
     assert list(result) == ["toy"] and list(result["toy"]) == list(METHODS)
     for method, r in result["toy"].items():
@@ -106,8 +107,11 @@ def test_every_method_runs_on_a_tiny_subset_in_the_targets_units(tmp_path):
         # a model left in standardised units would score about -1.4 and RMSE ~0.3 (bounds: a short fit's slack).
         assert -9 < r["test_ll"] < -3.5 and 15 < r["rmse"] < 150, (method, r)
         assert 0 <= r["coverage90"] <= 1
-    assert {row["kl_weight"] for row in result["toy"]["flipout-tempered"]["per_split"]} <= {1.0, 0.3, 0.1, 0.03, 0.01}
+    row, = result["toy"]["flipout-tempered"]["per_split"]
+    assert set(row["cv_nll"]) == {"1.0", "0.1"}
+    assert row["kl_weight"] == min((1.0, 0.1), key=lambda w: row["cv_nll"][str(w)])  # the lower fold NLL
     text = (out / "uci.md").read_text()
+    assert "CV over KL weights 1, 0.1;" in text
     assert "dgbn benchmark uci --data" in text and "## toy (1 split)" in text and "beats every peer" in text
     assert "Its 90% coverage: " in text and ("(inside 0.87-0.93)" in text or "(**outside** 0.87-0.93)" in text)
     (out / "uci.png").unlink()
