@@ -61,9 +61,10 @@ class BayesianModel(keras.Model):
 
         Keras re-assigns ``model.test_function`` on every ``evaluate`` (each epoch's validation), and
         tracking the assignment looks the name up here. Functional's lookup first lists every layer's
-        weights, which for TFP layers flattens their distributions' modules: about 65 ms a call, 20 s
-        of a 300-epoch toy job. Its layer dependencies are only ever named "layer-K" and
-        "layer_with_weights-K"; every other name resolves as in `keras.layers.Layer`.
+        weights, which for TFP layers flattens their distributions' modules: 19 ms a call on a small
+        Flipout MLP, timed alone, and a 300-epoch toy job validates 300 times. Its layer dependencies
+        are only ever named "layer-K" and "layer_with_weights-K"; every other name resolves as in
+        `keras.layers.Layer`.
         """
         if cached_dependencies or name.startswith("layer"):
             return super()._lookup_dependency(name, cached_dependencies)
