@@ -59,6 +59,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", default=DEFAULT, help="results file (this script's section is replaced)")
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error(f"--repeats must be >= 1, got {args.repeats}")
     times = {job: {"old": [], "new": []} for job in JOBS}
     for r in range(args.repeats):
         for job, (task, settings) in JOBS.items():
