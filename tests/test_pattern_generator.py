@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from conftest import PYTHON, REPO
 from tfp_dgbn import seeds
-from tfp_dgbn.evaluate.pattern_rings import evaluate_pattern_rings
+from tfp_dgbn.evaluate.pattern_rings import evaluate_pattern_rings, second_ring_fractions, second_ring_ratio
 from tfp_dgbn.model.heads import NormalHead
 from tfp_dgbn.predict import Predictor
 from tfp_dgbn.simulate import pattern_rings as pr
@@ -42,6 +42,20 @@ def test_evaluation_puts_the_laws_moments_at_the_floor_and_wrong_ones_above_it()
     assert abs(right["c2st_auc"] - 0.5) < 4 * right["c2st_auc_se"]
 
 
+def test_second_ring_fractions_tell_the_law_from_an_always_present_or_half_ring():
+    """The law's second ring is absent or whole with probability 1/2 each: its present fraction is 1/2 within
+    4 binomial SEs (0.5 / sqrt(n) over the n rings where the ratio is defined) and it has no half rings. A
+    noise-free generator drawing the ring always (g1 + g2) is 100% present; one drawing g1 + g2 / 2 is 100% half."""
+    chunk = next(pr.generate(1000, seeds.key(2, "test"), two_rings=True))
+    f = chunk["features"]
+    half, present = second_ring_fractions(chunk["noised"], f)
+    n = int(np.isfinite(second_ring_ratio(chunk["noised"], f)).sum())
+    assert n > 300 and half == 0.0 and abs(present - 0.5) < 4 * 0.5 / np.sqrt(n), (n, half, present)
+    g1, g2 = pr.ring_intensities(f.astype("float64"), two_rings=True)
+    assert second_ring_fractions(g1 + g2, f) == (0.0, 1.0)
+    assert second_ring_fractions(g1 + 0.5 * g2, f) == (1.0, 0.0)
+
+
 def test_compare_generators_writes_its_table_figure_and_exports(tmp_path, monkeypatch):
     """`compare_generators` on two rings at a tiny size, with the line-up cut to the latent generator (notebook
     07 runs all three kinds through the job; tests/test_image_heads.py checks their laws, the reference
@@ -66,7 +80,7 @@ def test_compare_generators_writes_its_table_figure_and_exports(tmp_path, monkey
     assert [row.split(" | ")[0] for row in rows] == ["| " + label for label, _ in picked], table
     assert (out / "generators_two_rings.png").stat().st_size > 0
     for label, m in results["two rings"].items():
-        for key in ("w1_ratio", "w1_ratio_ring", "crps_excess", "c2st_auc", "half_ring_fraction"):
+        for key in ("w1_ratio", "w1_ratio_ring", "crps_excess", "c2st_auc", "half_ring_fraction", "present_fraction"):
             assert np.isfinite(m[key]), (label, key, m[key])
         assert m["half_ring_fraction_law"] == 0.0  # the law never draws half a ring
     f = pr.sample_features(3, np.random.default_rng(0), two_rings=True).astype("float32")
@@ -78,3 +92,4 @@ def test_compare_generators_refuses_a_bad_budget_before_training(tmp_path):
     r = subprocess.run([PYTHON, "-m", "tfp_dgbn.cli", "compare-generators", "--epochs", "0", "--out-dir",
                         str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "epochs" in r.stderr and not list(tmp_path.iterdir())
+

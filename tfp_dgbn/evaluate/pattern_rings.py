@@ -39,6 +39,18 @@ def second_ring_ratio(images, features):
     return ratio
 
 
+def second_ring_fractions(images, features):
+    """(half, present): the fractions of images [N, 32, 32] whose second ring is between 25% and 75% of its
+    present intensity, and above 75%, over the rings where `second_ring_ratio` is defined.
+
+    The law's are 0 and 1/2. A generator can avoid half rings by always drawing the second ring (a mixture
+    with one live component does), which only the present fraction shows.
+    """
+    ratio = second_ring_ratio(images, features)
+    ratio = ratio[np.isfinite(ratio)]
+    return float(np.mean((ratio > 0.25) & (ratio < 0.75))), float(np.mean(ratio >= 0.75))
+
+
 def evaluate_pattern_rings(predictor, features, images, two_rings=False, num_samples=32, seed=0, c2st=True):
     """All held-out metrics of a pattern-ring generator (module docstring).
 
@@ -50,7 +62,9 @@ def evaluate_pattern_rings(predictor, features, images, two_rings=False, num_sam
 
     Returns:
       dict: w1, w1_floor, w1_ratio (+ per pixel class), crps_excess (+ se), c2st_auc (+ se),
-      c2st_floor_auc (+ se), and for two rings half_ring_fraction (generated) and its value for the law.
+      c2st_floor_auc (+ se), and for two rings half_ring_fraction (second ring between 25% and 75% of its
+      present intensity) and present_fraction (above 75%: the law's is 1/2), each for the generated
+      images and, suffixed ``_law``, for a draw of the law.
     """
     features = np.asarray(features, "float32")
     rng = seeds.rng(seed, "evaluate")
@@ -70,8 +84,7 @@ def evaluate_pattern_rings(predictor, features, images, two_rings=False, num_sam
     if c2st:
         metrics.update(c2st_with_floor(features, images, model[0], law[1][0], seed))
     if two_rings:
-        for key, sample in (("half_ring_fraction", model[0]), ("half_ring_fraction_law", law[1][0])):
-            ratio = second_ring_ratio(sample, features)
-            ratio = ratio[np.isfinite(ratio)]
-            metrics[key] = float(np.mean((ratio > 0.25) & (ratio < 0.75)))
+        for suffix, sample in (("", model[0]), ("_law", law[1][0])):
+            half, present = second_ring_fractions(sample, features)
+            metrics["half_ring_fraction" + suffix], metrics["present_fraction" + suffix] = half, present
     return metrics

@@ -62,7 +62,8 @@ def _row(label, overrides, m, history, seconds, two_rings):
              f"{m['crps_excess']:.2e} +- {m['crps_excess_se']:.0e}",
              f"{m['c2st_auc']:.3f} +- {m['c2st_auc_se']:.3f} ({m['c2st_floor_auc']:.3f})"]
     if two_rings:
-        cells.append(f"{m['half_ring_fraction']:.1%} ({m['half_ring_fraction_law']:.1%})")
+        cells.append(f"{m['half_ring_fraction']:.1%} / {m['present_fraction']:.1%} "
+                     f"({m['half_ring_fraction_law']:.1%} / {m['present_fraction_law']:.1%})")
     return "| " + " | ".join(cells + [f"{seconds:.0f}"]) + " |"
 
 
@@ -102,7 +103,7 @@ def compare_generators(base, out_dir, variants=None):
     for variant in variants:
         two_rings = variant == "two rings"
         header = ("| generator | KL schedule | final KL weight | W1 / floor | ring / edge / far | CRPS excess | "
-                  "C2ST AUC (floor) |" + (" half-present second rings (law) |" if two_rings else "") + " seconds |")
+                  "C2ST AUC (floor) |" + (" half-present / present second rings (law) |" if two_rings else "") + " seconds |")
         rows = [header, "|" + "---|" * (header.count("|") - 1)]
         predictors, results[variant] = {}, {}
         for label, overrides in plan[variant]:

@@ -115,5 +115,6 @@ class PatternRingTask(Task):
         lines += c2st_lines(m)
         if "half_ring_fraction" in m:
             lines.append(f"second ring between 25% and 75% of its present intensity: {m['half_ring_fraction']:.1%} "
-                         f"of generated images (law: {m['half_ring_fraction_law']:.1%})")
+                         f"of generated images (law: {m['half_ring_fraction_law']:.1%}); above 75% (present): "
+                         f"{m['present_fraction']:.1%} (law: {m['present_fraction_law']:.1%})")
         return lines + [f"{m['seconds']:.0f} s"]
