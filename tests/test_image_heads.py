@@ -43,14 +43,17 @@ def test_scaled_normal_stays_finite_where_the_signal_vanishes():
 
 
 def test_image_mixture_log_prob_is_the_mixture_of_products():
-    head = _built(ImageMixtureHead(event_shape=(2, 3), components=2, initial_spread=0.2), 4)
+    """Raw channels: a shared log intensity, two deviations from it, two logit contributions pooled over
+    the image."""
+    head = _built(ImageMixtureHead(event_shape=(2, 3), components=2, initial_spread=0.2), 5)
+    assert head.params_size == 5
     rng = np.random.default_rng(0)
-    raw = rng.normal(size=(2, 2, 3, 4)).astype("float32")
+    raw = rng.normal(size=(2, 2, 3, 5)).astype("float32")
     named = head.named_params(tf.constant(raw))
     assert named["loc"].shape == (2, 2, 2, 3) and named["logits"].shape == (2, 2)
     y = rng.uniform(0.3, 1.5, size=(2, 2, 3)).astype("float32")
-    logits = raw[..., 2:].mean(axis=(1, 2))
-    m = np.exp(np.moveaxis(raw[..., :2], -1, 1))  # [B, C, 2, 3]
+    logits = raw[..., 3:].mean(axis=(1, 2))
+    m = np.exp(np.moveaxis(raw[..., :1] + raw[..., 1:3], -1, 1))  # [B, C, 2, 3]
     per_component = tfd.Normal(m, 0.2 * m + 1e-5).log_prob(y[:, None]).numpy().sum(axis=(2, 3))
     log_w = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     joint = per_component + log_w
@@ -66,10 +69,10 @@ def test_image_mixture_log_prob_is_the_mixture_of_products():
 def test_image_mixture_draws_the_component_once_per_image():
     """Components at intensity 1 and 3 with a 1% kernel: every drawn image lies wholly near one of them, and
     the fraction near 3 is the component weight, within 4 binomial SE of 2,000 images."""
-    head = _built(ImageMixtureHead(event_shape=(4, 4), components=2, initial_spread=0.01), 4)
-    raw = np.zeros((1, 4, 4, 4), "float32")
-    raw[..., 0], raw[..., 1] = 0.0, np.log(3.0)
-    raw[..., 3] = np.log(0.3 / 0.7)  # logits (0, log 0.3/0.7): weight 0.3 on the second component
+    head = _built(ImageMixtureHead(event_shape=(4, 4), components=2, initial_spread=0.01), 5)
+    raw = np.zeros((1, 4, 4, 5), "float32")
+    raw[..., 0], raw[..., 1], raw[..., 2] = 0.0, 0.0, np.log(3.0)  # intensities e^0 = 1 and e^log 3 = 3
+    raw[..., 4] = np.log(0.3 / 0.7)  # logits (0, log 0.3/0.7): weight 0.3 on the second component
     images = head.distribution(tf.constant(raw)).sample(2000, seed=1).numpy()[:, 0]
     high = images.min(axis=(1, 2)) > 2.0
     low = images.max(axis=(1, 2)) < 1.5

@@ -2,14 +2,17 @@
 import subprocess
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from conftest import PYTHON, REPO
 from tfp_dgbn import seeds
-from tfp_dgbn.evaluate.pattern_rings import evaluate_pattern_rings, second_ring_fractions, second_ring_ratio
+from tfp_dgbn.evaluate.pattern_rings import (component_weights, evaluate_pattern_rings, second_ring_fractions,
+                                            second_ring_ratio)
 from tfp_dgbn.model.heads import NormalHead
 from tfp_dgbn.predict import Predictor
 from tfp_dgbn.simulate import pattern_rings as pr
+from tfp_dgbn.validate import InputError
 
 K_SD = float(np.sqrt(((pr.K_VALUES - pr.K_VALUES @ pr.K_PROBS) ** 2) @ pr.K_PROBS))
 
@@ -93,3 +96,20 @@ def test_compare_generators_refuses_a_bad_budget_before_training(tmp_path):
                         str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "epochs" in r.stderr and not list(tmp_path.iterdir())
 
+
+def test_latent_generator_starts_with_equal_components_and_weights():
+    """The latent generator's two image laws start equal (`ImageMixtureHead`: free starts let one component win
+    every image): at build, the components' log intensities differ only by the weight draws' noise (posterior
+    sd 1e-3 per weight, so |difference| < 0.05 with a wide margin; glorot means would give O(1)), and the
+    weights are 1/2 to within the same noise."""
+    from tfp_dgbn.model.pattern_generator import pattern_generator
+    from tfp_dgbn.predict import model_predictor
+
+    model = pattern_generator(100, two_rings=True, pixel_law="mixture", seed=3)
+    f = pr.sample_features(8, np.random.default_rng(0), two_rings=True).astype("float32")
+    predictor = model_predictor(model)
+    log_loc = np.log(predictor.draws(f, 4)["loc"].numpy())  # [S, B, C, 32, 32]
+    assert np.abs(log_loc[:, :, 0] - log_loc[:, :, 1]).max() < 0.05
+    np.testing.assert_allclose(component_weights(predictor, f, num_samples=4), 0.5, atol=0.01)
+    with pytest.raises(InputError, match="normal"):
+        component_weights(_normal_oracle(1.0), f[:, :6])

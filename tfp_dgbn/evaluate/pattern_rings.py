@@ -10,13 +10,18 @@
   generated vs simulated, next to simulated vs simulated.
 - Two rings: the second ring's total intensity over its own pixels relative to
   its present value, per generated image; the fraction between 25% and 75%
-  (0 for the law, whose second ring is wholly present or absent).
+  (0 for the law, whose second ring is wholly present or absent) and above
+  75% (1/2 for the law).
+- An image-mixture generator: the mean weight of each component (a dead
+  component's is near 0).
 """
 import numpy as np
+import tensorflow as tf
 
 from tfp_dgbn import seeds
 from tfp_dgbn.evaluate.two_sample import c2st_with_floor, crps_samples, w1_equal_samples
 from tfp_dgbn.simulate import pattern_rings
+from tfp_dgbn.validate import InputError
 
 PIXEL_CLASSES = {"ring": (0.5, np.inf), "edge": (0.05, 0.5), "far": (-np.inf, 0.05)}
 
@@ -37,6 +42,20 @@ def second_ring_ratio(images, features):
     ok = count >= 10
     ratio[ok] = (np.asarray(images, "float64") * mask).sum(axis=(1, 2))[ok] / (g2 * mask).sum(axis=(1, 2))[ok]
     return ratio
+
+
+def component_weights(predictor, features, num_samples=32, batch_size=100):
+    """Mean weight of each component of an image-mixture generator over rows and weight draws, [C] (numpy).
+
+    A component whose weight is near 0 everywhere is dead: the generator then draws one image law only.
+    """
+    if predictor.head.family != "image-mixture":
+        raise InputError(f"component weights need an image-mixture generator; this one's law is "
+                         f"{predictor.head.family!r}")
+    features = np.asarray(features, "float32")
+    weights = [tf.nn.softmax(predictor.draws(features[start:start + batch_size], num_samples)["logits"]).numpy()
+               for start in range(0, len(features), batch_size)]
+    return np.concatenate([w.reshape(-1, w.shape[-1]) for w in weights]).mean(axis=0)
 
 
 def second_ring_fractions(images, features):
@@ -87,4 +106,6 @@ def evaluate_pattern_rings(predictor, features, images, two_rings=False, num_sam
         for suffix, sample in (("", model[0]), ("_law", law[1][0])):
             half, present = second_ring_fractions(sample, features)
             metrics["half_ring_fraction" + suffix], metrics["present_fraction" + suffix] = half, present
+    if predictor.head.family == "image-mixture":
+        metrics["component_weights"] = [float(w) for w in component_weights(predictor, features, num_samples)]
     return metrics

@@ -272,3 +272,22 @@ def conv2d_flipout(filters, kernel_size, num_train, seed, prior_scale=1.0, init_
     """A `Conv2DFlipout` with Bayesian kernel and bias (arguments as `dense_flipout`)."""
     return conv2d_layer("flipout", filters, kernel_size, num_train, seed, prior_scale, init_scale, bias_loc,
                         prior_fan_in, **kwargs)
+
+
+def zero_output_channels(layer, channels):
+    """Start the given output units of a built layer at zero kernel mean (its bias is kept).
+
+    For an output whose units must start equal (`ImageMixtureHead`'s deviations
+    and logits): the posterior means (a point layer's kernel) of those units
+    become 0, their posterior spread stays, so the weight draws still tell them
+    apart a little and training can separate them where the data ask it to.
+
+    Args:
+      layer: a built dense or convolution layer of any `LAYER_KINDS`.
+      channels: a slice or index list of the last (output) axis.
+    """
+    posterior = getattr(layer, "kernel_posterior", None)
+    kernel = layer.kernel if posterior is None else posterior.distribution.loc
+    value = kernel.numpy()
+    value[..., channels] = 0.0
+    kernel.assign(value)

@@ -19,8 +19,9 @@ Output laws (``pixel_law``):
   attempt, kept to show why the family matters: it cannot vanish with the ring;
 - "mixture": a mixture of C = 2 image laws of the "scaled" kind
   (`ImageMixtureHead`), a global discrete latent drawn once per image: for two
-  rings it can place the second ring wholly present or absent. The first two are
-  independent per pixel given the features.
+  rings it can place the second ring wholly present or absent. Its components
+  are a shared log intensity plus deviations that start at zero, and its
+  weights start equal. The first two are independent per pixel given the features.
 """
 import math
 
@@ -28,7 +29,7 @@ import tensorflow as tf
 
 from tfp_dgbn.model.bayesian_model import BayesianModel
 from tfp_dgbn.model.heads import ImageMixtureHead, NormalHead, ScaledNormalHead
-from tfp_dgbn.model.layers import dense_layer
+from tfp_dgbn.model.layers import dense_layer, zero_output_channels
 from tfp_dgbn.model.pixel_network import pixel_network
 from tfp_dgbn.model.variational import check_num_train
 from tfp_dgbn.validate import InputError
@@ -96,8 +97,10 @@ def _head(pixel_law):
     if pixel_law == "scaled":
         return ScaledNormalHead(event_shape=(SIZE, SIZE), name="scaled_image"), [-3.0]
     if pixel_law == "mixture":
-        # the two components start apart (intensities e^-3.5 and e^-2.5), so that each can take one mode
-        return ImageMixtureHead(event_shape=(SIZE, SIZE), components=2, name="image_mixture"), [-3.5, -2.5, 0.0, 0.0]
+        # the shared intensity starts at e^-3; the components' deviations and logits at 0 (equal components,
+        # equal weights: `ImageMixtureHead` says why)
+        head = ImageMixtureHead(event_shape=(SIZE, SIZE), components=2, name="image_mixture")
+        return head, [-3.0] + [0.0] * (head.params_size - 1)
     raise InputError(f"unknown pixel_law {pixel_law!r}; choose one of {PIXEL_LAWS}")
 
 
@@ -127,4 +130,9 @@ def pattern_generator(num_train, two_rings=False, pixel_law="scaled", embedding=
     h = pixel_network("flipout", PatternCoordinates(name="coordinates")(features), e, hidden, head.params_size,
                       seed=seed + 100, activation=activation, out_name="law_params", out_bias=bias, **common)
     outputs = head(h)
-    return BayesianModel(features, outputs, kl_weight=kl_weight, name=name)
+    model = BayesianModel(features, outputs, kl_weight=kl_weight, name=name)
+    if isinstance(head, ImageMixtureHead):
+        for layer in model.layers:  # the output layer (and, without hidden layers, its embedding half)
+            if layer.name in ("law_params", "law_params_embedding"):
+                zero_output_channels(layer, head.deviation_channels)
+    return model
