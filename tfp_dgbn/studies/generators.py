@@ -103,7 +103,8 @@ def compare_generators(base, out_dir, variants=None):
     for variant in variants:
         two_rings = variant == "two rings"
         header = ("| generator | KL schedule | final KL weight | W1 / floor | ring / edge / far | CRPS excess | "
-                  "C2ST AUC (floor) |" + (" half-present / present second rings (law) |" if two_rings else "") + " seconds |")
+                  "C2ST AUC (floor) |" + (" half-present / present second rings (law) |" if two_rings else "")
+                  + " seconds |")
         rows = [header, "|" + "---|" * (header.count("|") - 1)]
         predictors, results[variant] = {}, {}
         for label, overrides in plan[variant]:
