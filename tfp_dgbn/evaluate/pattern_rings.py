@@ -26,10 +26,28 @@ from tfp_dgbn.validate import InputError
 PIXEL_CLASSES = {"ring": (0.5, np.inf), "edge": (0.05, 0.5), "far": (-np.inf, 0.05)}
 
 
+def _batch_draws(predictor, features, num_samples, batch_size=100):
+    """The named parameters of ``num_samples`` weight draws, batch by batch of rows (a generator)."""
+    features = np.asarray(features, "float32")
+    for start in range(0, len(features), batch_size):
+        yield predictor.draws(features[start:start + batch_size], num_samples)
+
+
+def _images(predictor, named):
+    """One output draw per weight draw of ``named``: float32 [M, B, 32, 32] (as `Predictor.sample`)."""
+    return np.asarray(predictor.head.from_named(named).sample(), "float32")
+
+
+def _mean_weights(logits_batches):
+    """Mean softmax weight per component over every row and draw of logit batches [M, B, C], [C]."""
+    weights = [tf.nn.softmax(logits).numpy() for logits in logits_batches]
+    return np.concatenate([w.reshape(-1, w.shape[-1]) for w in weights]).mean(axis=0)
+
+
 def generated_samples(predictor, features, num_samples, batch_size=100):
     """M posterior-predictive images per row: weight draw m, then an output draw; float32 [M, N, 32, 32]."""
-    return np.concatenate([predictor.sample(features[start:start + batch_size], num_samples).astype("float32")
-                           for start in range(0, len(features), batch_size)], axis=1)
+    return np.concatenate([_images(predictor, named)
+                           for named in _batch_draws(predictor, features, num_samples, batch_size)], axis=1)
 
 
 def second_ring_ratio(images, features):
@@ -52,10 +70,7 @@ def component_weights(predictor, features, num_samples=32, batch_size=100):
     if predictor.head.family != "image-mixture":
         raise InputError(f"component weights need an image-mixture generator; this one's law is "
                          f"{predictor.head.family!r}")
-    features = np.asarray(features, "float32")
-    weights = [tf.nn.softmax(predictor.draws(features[start:start + batch_size], num_samples)["logits"]).numpy()
-               for start in range(0, len(features), batch_size)]
-    return np.concatenate([w.reshape(-1, w.shape[-1]) for w in weights]).mean(axis=0)
+    return _mean_weights(named["logits"] for named in _batch_draws(predictor, features, num_samples, batch_size))
 
 
 def second_ring_fractions(images, features):
@@ -87,7 +102,14 @@ def evaluate_pattern_rings(predictor, features, images, two_rings=False, num_sam
     """
     features = np.asarray(features, "float32")
     rng = seeds.rng(seed, "evaluate")
-    model = generated_samples(predictor, features, num_samples)
+    # one pass of weight draws gives the images and, for a mixture, the component weights
+    mixture = predictor.head.family == "image-mixture"
+    images_batches, logits = [], []
+    for named in _batch_draws(predictor, features, num_samples):
+        images_batches.append(_images(predictor, named))
+        if mixture:
+            logits.append(named["logits"])
+    model = np.concatenate(images_batches, axis=1)
     repeat = np.tile(features.astype("float64"), (num_samples, 1))
     law = [pattern_rings.noised_images(repeat, rng, two_rings).reshape(model.shape) for _ in range(2)]
     w1, floor = w1_equal_samples(model, law[0]), w1_equal_samples(law[1], law[0])
@@ -106,6 +128,6 @@ def evaluate_pattern_rings(predictor, features, images, two_rings=False, num_sam
         for suffix, sample in (("", model[0]), ("_law", law[1][0])):
             half, present = second_ring_fractions(sample, features)
             metrics["half_ring_fraction" + suffix], metrics["present_fraction" + suffix] = half, present
-    if predictor.head.family == "image-mixture":
-        metrics["component_weights"] = [float(w) for w in component_weights(predictor, features, num_samples)]
+    if mixture:
+        metrics["component_weights"] = [float(w) for w in _mean_weights(logits)]
     return metrics

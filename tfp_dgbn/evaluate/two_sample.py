@@ -106,7 +106,7 @@ def classifier_two_sample_test(features, real, generated, seed=0, hidden=(64, 32
     scored on the held-out rows. The summaries (default: `ring_summaries`) let
     a small network relate an image to its features (where its ring sits, how
     wide it is) without learning a ring fit from a few thousand examples; the
-    pooled view keeps the layout at 64 inputs, and its texture sums the noise's size. On 300 rings (210 training
+    view's 64 block sums keep the layout and its 128 texture sums the noise's size. On 300 rings (210 training
     pairs) feature-blind images against simulated ones scored AUC 0.44 with every pixel as an input and 0.92
     with the summaries alone (a one-off check that shaped these defaults; the tests pin the behaviour).
 
