@@ -90,6 +90,19 @@ def test_compare_generators_writes_its_table_figure_and_exports(tmp_path, monkey
     f = pr.sample_features(3, np.random.default_rng(0), two_rings=True).astype("float32")
     latent = tfp_dgbn.load(str(exports / "two_rings" / "latent__mixture_of_two_image_laws"))
     assert latent.metadata["family"] == "image-mixture" and latent.sample(f, 4).shape == (4, 3, 32, 32)
+    # the job refits the kernel's spread after training (`tfp_dgbn.fit.kernel_spread`), the export serves the
+    # refit value, and TensorBoard shows the trained value per epoch
+    refit = results["two rings"][picked[0][0]]["kernel_spread"]
+    assert refit["nll_refit"] <= refit["nll_trained"] and refit["refit"] != refit["trained"]
+    named = latent.draws(f, 2)
+    loc, scale = named["loc"].numpy(), named["scale"].numpy()
+    np.testing.assert_allclose((scale - 1e-5)[loc > 1e-2] / loc[loc > 1e-2], refit["refit"], rtol=1e-4)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    train_dirs = [p for p in logdir.rglob("train") if p.is_dir()]
+    tags = set()
+    for d in train_dirs:
+        tags |= set(EventAccumulator(str(d)).Reload().Tags()["tensors"])
+    assert "head/kernel_spread" in tags, (train_dirs, tags)
 
 
 def test_compare_generators_refuses_a_bad_budget_before_training(tmp_path):

@@ -91,10 +91,12 @@ def figure_to_image(fig):
 
 
 class PosteriorSummaries(keras.callbacks.Callback):
-    """Write TensorBoard histograms of every Bayesian weight's posterior stddev.
+    """Write TensorBoard histograms of every Bayesian weight's posterior stddev, and the head's point estimates.
 
     Tags ``posterior_stddev/<layer>/<kernel|bias>``, plus the scalar
-    ``posterior_stddev_mean/<layer>/<...>``, every ``every`` epochs.
+    ``posterior_stddev_mean/<layer>/<...>``, every ``every`` epochs; the head's
+    own trainable parameters (`DistributionHead.point_estimates`, e.g. a learned
+    kernel's spread) as scalars ``head/<name>`` every epoch.
 
     Args:
       logdir: TensorBoard run directory (a ``train`` subdirectory is used).
@@ -107,7 +109,11 @@ class PosteriorSummaries(keras.callbacks.Callback):
         self.every = max(int(every), 1)
 
     def on_epoch_end(self, epoch, logs=None):
+        with self.writer.as_default(step=epoch):
+            for name, value in self.model.head.point_estimates().items():
+                tf.summary.scalar(f"head/{name}", value)
         if epoch % self.every:
+            self.writer.flush()
             return
         with self.writer.as_default(step=epoch):
             for tag, scale in self.model.posterior_stddevs().items():

@@ -60,6 +60,11 @@ class DistributionHead(tfp.layers.DistributionLambda):
         """The distribution for a raw parameter tensor [B, *event_shape, P]."""
         return self.from_named(self.named_params(params))
 
+    def point_estimates(self):
+        """The head's own trainable parameters (point estimates, not Bayesian weights) by name, as floats:
+        what TensorBoard shows per epoch. None by default."""
+        return {}
+
     def data_loss(self, dist, y):
         """The per-example data term the ELBO minimises, [B]: the negative log-likelihood of ``y``
         (a head with no likelihood, `PointImageHead`, puts its image loss here)."""
@@ -136,7 +141,7 @@ def _log_intensity(raw, low=-30.0, high=10.0):
     return low + tf.nn.softplus(tf.minimum(raw, high) - low)
 
 
-class _LearnedKernel:
+class LearnedKernel:
     """Mixin of the heads whose elements are an intensity times one learned kernel K ~ Normal(1, r).
 
     r is one trainable scalar of the head (a point estimate, like the law's own
@@ -157,6 +162,14 @@ class _LearnedKernel:
                                           initializer=keras.initializers.Constant(np.log(self.initial_spread)))
         super().build(input_shape)
 
+    def point_estimates(self):
+        return {"kernel_spread": float(tf.exp(self.log_spread).numpy())}
+
+    def with_spread(self, named, log_spread):
+        """``named`` parameters with the kernel spread exp(``log_spread``) in place of the head's own: the
+        intensities (``loc``) and any other parameter are unchanged, ``scale`` = loc r + min_scale."""
+        return dict(named, scale=named["loc"] * tf.exp(tf.cast(log_spread, named["loc"].dtype)) + self.min_scale)
+
     def _element(self, raw_log_intensity):
         """(loc, scale) of intensity x kernel for raw log intensities (any shape)."""
         intensity = tf.exp(_log_intensity(raw_log_intensity))
@@ -168,7 +181,7 @@ class _LearnedKernel:
 
 
 @keras.saving.register_keras_serializable(package="tfp_dgbn")
-class ScaledNormalHead(_LearnedKernel, DistributionHead):
+class ScaledNormalHead(LearnedKernel, DistributionHead):
     """Intensity times a learned kernel: value = m K with K ~ Normal(1, r), i.e. Normal(m, m r + min_scale).
 
     The law of multiplicative noise (a signal m >= 0 times a factor of mean 1),
@@ -176,7 +189,7 @@ class ScaledNormalHead(_LearnedKernel, DistributionHead):
     space, so a pixel at 1e-3 of the peak and one on the peak are fitted to the
     same relative accuracy (a free Normal scale has an absolute floor and puts
     mass below 0 where the signal vanishes); r is one learned scalar
-    (`_LearnedKernel`). ``min_scale`` (in the target's units) keeps the
+    (`LearnedKernel`). ``min_scale`` (in the target's units) keeps the
     likelihood bounded where the signal vanishes, and stops values far below
     it from dominating the fit.
 
@@ -203,7 +216,7 @@ class ScaledNormalHead(_LearnedKernel, DistributionHead):
 
 
 @keras.saving.register_keras_serializable(package="tfp_dgbn")
-class ImageMixtureHead(_LearnedKernel, DistributionHead):
+class ImageMixtureHead(LearnedKernel, DistributionHead):
     """A mixture of C image laws, each a product of intensity-times-kernel elements: a global discrete latent.
 
     The component (e.g. "the second ring is absent" / "present") is drawn once
@@ -212,7 +225,7 @@ class ImageMixtureHead(_LearnedKernel, DistributionHead):
     channel 0 a log intensity shared by the components, channels [1, C + 1) each
     component's deviation from it, [C + 1, 2 C + 1) per-element contributions
     whose mean over the event is the components' logits (a global pooling: the
-    weights belong to the image). The kernel is shared (`_LearnedKernel`).
+    weights belong to the image). The kernel is shared (`LearnedKernel`).
 
     Why a shared part plus deviations: an image's log-likelihood is a sum over
     its elements, so the components' likelihoods differ by thousands of nats

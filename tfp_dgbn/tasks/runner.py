@@ -19,6 +19,7 @@ from tfp_dgbn.atomic import atomic_file
 from tfp_dgbn.export import export_predictive
 from tfp_dgbn.fit.callbacks import EpochTensorBoard, FigureSummary, KLAnnealing, PosteriorSummaries, stddev_summary
 from tfp_dgbn.fit.distribute import build_and_compile, finish_on_chief, make_strategy, worker_path
+from tfp_dgbn.fit.kernel_spread import has_kernel_spread, refit_kernel_spread
 from tfp_dgbn.fit.resume import resumable_fit
 from tfp_dgbn.fit.schedules import from_spec
 from tfp_dgbn.plots.figures import plot_history, save_figure
@@ -56,13 +57,14 @@ def run(settings, progress=progress_line):
     strategy = make_strategy(settings.strategy)
     metadata = {"task": task.name, **data.metadata, "training_config": settings.to_dict(),
                 "kl_schedule": from_spec(settings.kl_schedule).spec()}
-    models, history, predictor = [], None, None
+    models, history, predictor, refits = [], None, None, []
     for k in range(settings.ensemble):  # every worker trains every network: the steps are collective
-        model, member_history, predictor = _train(task, member_settings(settings, k), data, strategy, metadata,
-                                                  progress)
+        model, member_history, predictor, refit = _train(task, member_settings(settings, k), data, strategy,
+                                                         metadata, progress)
         history = history or member_history
         if model is not None:
             models.append(model)
+            refits += [refit] if refit else []
     if not models:  # a non-chief worker: the chief exports and evaluates
         return FitResult(None, None, history, {}, {})
     model = models[0] if len(models) == 1 else models
@@ -75,6 +77,8 @@ def run(settings, progress=progress_line):
     metrics.update(posterior_stddev=stddev_summary(models[0]), final_kl_weight=float(models[0].kl_weight.numpy()),
                    prior_scale=settings.prior_scale, ensemble=len(models), seconds=time.time() - t0,
                    version=tfp_dgbn.__version__)
+    if refits:  # one per network
+        metrics["kernel_spread"] = refits[0] if len(refits) == 1 else refits
 
     paths = {"savedmodel": settings.out, "logdir": settings.logdir, **paths,
              "history_plot": os.path.join(settings.logdir, "history.png"),
@@ -101,7 +105,8 @@ def _train(task, settings, data, strategy, metadata, progress):
 
     Returns:
       (model on the chief or None on other workers, history, the training figures' `Predictor` of that
-      model, or None when the chief's model is a copy built outside the strategy).
+      model, or None when the chief's model is a copy built outside the strategy, and for a head with a
+      learned kernel the chief's refit of its spread (`refit_kernel_spread`'s dict), else None).
     """
     schedule = from_spec(settings.kl_schedule)
     keras.utils.set_random_seed(settings.seed)
@@ -134,7 +139,13 @@ def _train(task, settings, data, strategy, metadata, progress):
                             steps, callbacks, settings.verbose, every=task.checkpoint_every, progress=progress,
                             strategy=strategy)
     finished = finish_on_chief(model, build, strategy, settings.logdir)
-    return finished, history, predictor if finished is model else None
+    refit = None
+    if finished is not None and has_kernel_spread(finished):  # why: `tfp_dgbn.fit.kernel_spread`
+        refit = refit_kernel_spread(finished, *data.validation)
+        progress(f"kernel spread refit on the {len(data.validation[0])} validation examples, the trained network "
+                 f"fixed: {refit['trained']:.4f} -> {refit['refit']:.4f} (data term {refit['nll_trained']:.2f} -> "
+                 f"{refit['nll_refit']:.2f} nats per example)")
+    return finished, history, predictor if finished is model else None, refit
 
 
 def validation_dataset(validation, batch_size):
