@@ -1,6 +1,7 @@
 """`dgbn benchmark uci`: the data format, the report, and a tiny run of every method on real data."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -73,10 +74,33 @@ def test_splits_are_summarised_as_mean_and_standard_error():
     assert s["splits"] == 2 and s["seconds"] == 3.0
     one = _summarise(rows[:1])
     assert one["test_ll"] == -1.0 and one["test_ll_se"] == 0.0
+    assert "coverage90_se" not in s  # no test counts: no binomial SE
+    counted = _summarise([dict(rows[0], n_test=100), dict(rows[1], n_test=300)])
+    p = (0.8 * 100 + 1.0 * 300) / 400  # pooled over the 400 test rows
+    assert counted["coverage90_se"] == pytest.approx(np.sqrt(p * (1 - p) / 400))
     from tfp_dgbn.studies.uci import _mean_se
 
     # three significant digits of the mean, at least three decimals (naval's RMSE is ~1e-3)
     assert _mean_se(5.791, 0.237) == "5.791 +- 0.237" and _mean_se(0.00123, 5e-5) == "0.00123 +- 0.00005"
+
+
+def test_a_result_without_test_counts_gets_them_from_the_split_files(tmp_path):
+    """A uci.json written before ``n_test`` was recorded is re-rendered with the coverage's binomial SE: the
+    counts come from the data folder's index_test_K.txt (12 rows each here), and the report shows the SE."""
+    from tfp_dgbn.studies.uci import _add_test_counts, _coverage, _goal_distance
+
+    _fake_dataset(tmp_path)
+    rows = [{"coverage90": 1.0}, {"coverage90": 0.75}]
+    result = {"toy": {"flipout": {"coverage90": 0.875, "per_split": rows}}, "elsewhere": {"flipout": {
+        "coverage90": 0.9, "per_split": [{"coverage90": 0.9}]}}}
+    _add_test_counts(result, str(tmp_path))
+    assert [r["n_test"] for r in rows] == [12, 12]
+    r = result["toy"]["flipout"]
+    assert r["coverage90_se"] == pytest.approx(np.sqrt(0.875 * 0.125 / 24))
+    assert "coverage90_se" not in result["elsewhere"]["flipout"]  # no folder: left as it was
+    assert _coverage(r) == "0.875 +- 0.068" and _goal_distance(r) == ""  # inside 0.87-0.93
+    high = {"coverage90": 0.95, "coverage90_se": 0.01}
+    assert _goal_distance(high) == "; 2.0 SE above it" and _coverage(high) == "0.950 +- 0.010"
 
 
 def test_published_numbers_and_verdict(tmp_path):
@@ -113,7 +137,11 @@ def test_every_method_runs_on_a_tiny_subset_in_the_targets_units(tmp_path):
     text = (out / "uci.md").read_text()
     assert "CV over KL weights 1, 0.1;" in text
     assert "dgbn benchmark uci --data" in text and "## toy (1 split)" in text and "beats every peer" in text
-    assert "Its 90% coverage: " in text and ("(inside 0.87-0.93)" in text or "(**outside** 0.87-0.93)" in text)
+    assert re.search(r"Its 90% coverage: [01]\.\d{3} \+- 0\.\d{3} \((inside 0\.87-0\.93|\*\*outside\*\* "
+                     r"0\.87-0\.93(; \d+\.\d SE (above|below) it)?)\)", text), text  # no SE phrase at SE 0
+    flip = result["toy"]["flipout"]
+    assert row["n_test"] == 12
+    assert flip["coverage90_se"] == pytest.approx(np.sqrt(flip["coverage90"] * (1 - flip["coverage90"]) / 12))
     (out / "uci.png").unlink()
     assert main(["benchmark", "uci", "--data", str(data_dir), "--out", str(out), "--replot"]) == 0
     assert (out / "uci.png").exists() and (out / "uci.md").read_text().splitlines()[0] == text.splitlines()[0]

@@ -221,7 +221,7 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
             raise InputError(f"unknown method {method!r}; choose from {list(METHODS)}")
         lp, mean, lo, hi = scores
         out[method] = {"test_ll": float(lp.mean()), "rmse": float(np.sqrt(np.mean((mean - y_test) ** 2))),
-                       "coverage90": float(np.mean((y_test >= lo) & (y_test <= hi))),
+                       "coverage90": float(np.mean((y_test >= lo) & (y_test <= hi))), "n_test": int(len(y_test)),
                        "seconds": time.time() - t0, **extra}
         if progress:
             progress(method, out[method])
@@ -316,7 +316,31 @@ def _summarise(rows):
         values = [r[key] for r in rows]
         out[key], out[key + "_se"] = mean_se(values) if len(values) > 1 else (float(values[0]), 0.0)
     out["coverage90"] = float(np.mean([r["coverage90"] for r in rows]))
+    if all("n_test" in r for r in rows):
+        out["coverage90_se"] = coverage_se(rows)
     return out
+
+
+def coverage_se(rows):
+    """Binomial standard error of the 90% coverage over every test row of ``rows`` (each split's
+    ``coverage90`` and ``n_test``): sqrt(p (1 - p) / N) at the pooled coverage p. It is the sampling error of
+    the test rows alone (a few hundred rows on the small tables put it near 0.02), not of the training."""
+    n = np.array([r["n_test"] for r in rows], "float64")
+    p = float(np.sum(n * np.array([r["coverage90"] for r in rows])) / n.sum())
+    return float(np.sqrt(p * (1 - p) / n.sum()))
+
+
+def _add_test_counts(result, data_dir):
+    """Fill ``n_test`` (and ``coverage90_se``) into a result written before they were recorded, from the data
+    folder's split files (the rows are its first splits, in order); datasets not found there are left as they are."""
+    for name, methods in result.items():
+        folder = os.path.join(data_dir, name)
+        for r in methods.values():
+            if "coverage90_se" in r or not os.path.isdir(folder):
+                continue
+            for s, row in enumerate(r["per_split"]):
+                row.setdefault("n_test", len(_read_ints(os.path.join(folder, f"index_test_{s}.txt"))))
+            r["coverage90_se"] = coverage_se(r["per_split"])
 
 
 def _mean_se(mean, se):
@@ -392,6 +416,21 @@ def plot_uci(result, published=None):
     return fig
 
 
+def _coverage(r):
+    """"0.944 +- 0.015" (the binomial SE where the test counts are known), else "0.944"."""
+    return f"{r['coverage90']:.3f}" + (f" +- {r['coverage90_se']:.3f}" if "coverage90_se" in r else "")
+
+
+def _goal_distance(r):
+    """For a coverage outside `COVERAGE_GOAL` with a known SE: how many SEs from the nearer end, as "; 0.7 SE
+    above it"; else ""."""
+    lo, hi = COVERAGE_GOAL
+    p, se = r["coverage90"], r.get("coverage90_se", 0.0)
+    if lo <= p <= hi or se <= 0:
+        return ""
+    return f"; {abs(p - (hi if p > hi else lo)) / se:.1f} SE {'above' if p > hi else 'below'} it"
+
+
 def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.0):
     """Write ``uci.json`` (dataset -> method -> metrics), ``uci.md`` (tables with the published numbers) and
     ``uci.png`` (`plot_uci`). ``command`` None: re-rendered from a saved ``uci.json``, the first line of
@@ -399,6 +438,7 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
     from tfp_dgbn.atomic import atomic_file
 
     os.makedirs(out_dir, exist_ok=True)
+    _add_test_counts(result, data_dir)
     with atomic_file(os.path.join(out_dir, "uci.json"), "w") as f:
         json.dump(result, f, indent=1, default=float)
     published = published_numbers(data_dir)
@@ -418,7 +458,8 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
                   f"on the training split; ensembles of {b.members}; "
                   f"tempering by {b.folds}-fold CV over KL weights {', '.join(f'{w:g}' for w in b.grid)}; S = "
                   f"{b.num_samples} weight draws. Test log-likelihood (nats/example) and RMSE in the target's "
-                  "original units, mean +- SE over splits; 90% interval coverage averaged over splits."]
+                  "original units, mean +- SE over splits; 90% interval coverage averaged over splits, +- its "
+                  "binomial SE over the test rows."]
     lines = header + [""]
     for name, methods in result.items():
         k = next(iter(methods.values()))["splits"]
@@ -427,7 +468,7 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
         for m, r in methods.items():
             weights = sorted({row["kl_weight"] for row in r["per_split"] if "kl_weight" in row})
             lines.append(f"| {m} | {r['test_ll']:.3f} +- {r['test_ll_se']:.3f} | {_mean_se(r['rmse'], r['rmse_se'])} | "
-                         f"{r['coverage90']:.3f} | {r['seconds']:.0f} | "
+                         f"{_coverage(r)} | {r['seconds']:.0f} | "
                          f"{', '.join(f'{w:g}' for w in weights) or '-'} |")
         for source in sources:
             if source in published.get(name, {}):
@@ -439,9 +480,9 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
             lines += ["", f"Best Bayesian method: **{j['best_bayesian']}**; "
                       + ("it beats every peer run beside it." if j["beats_every_peer"]
                          else "it does **not** beat every peer run beside it.")
-                      + f" Its 90% coverage: {best['coverage90']:.3f} ("
+                      + f" Its 90% coverage: {_coverage(best)} ("
                       + ("inside" if COVERAGE_GOAL[0] <= best["coverage90"] <= COVERAGE_GOAL[1] else "**outside**")
-                      + f" {COVERAGE_GOAL[0]}-{COVERAGE_GOAL[1]})."]
+                      + f" {COVERAGE_GOAL[0]}-{COVERAGE_GOAL[1]}{_goal_distance(best)})."]
             for source, (mean, _) in published.get(name, {}).items():
                 if "MC dropout, repository" in source:  # the bar: at most one of our SEs below that number
                     below = best["test_ll"] + best["test_ll_se"] < mean
