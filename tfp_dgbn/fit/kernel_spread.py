@@ -9,7 +9,7 @@ learning rate (in log r) per step, and it ends wide. Measured on the
 single-ring pattern job (`dgbn fit pattern-rings`, defaults): r was 0.26 in
 epoch 2 and 0.245 at the end, where the final network's data term is lowest
 at r = 0.218 (the law's kernel: 0.212); with r set to 0.218 the same network's
-classifier two-sample AUC fell from 0.815 to 0.531 (floor 0.495).
+classifier two-sample AUC fell from 0.81 to 0.53 (floor 0.495; docs/seed_rings.md).
 
 `refit_kernel_spread` minimises the ELBO's data term over r alone, the
 network's weights fixed: the mean over rows and S weight draws of
