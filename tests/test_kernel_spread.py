@@ -48,4 +48,6 @@ def test_refit_refuses_a_head_without_a_kernel_and_mismatched_rows():
     before = scaled.head.log_spread.numpy()
     with pytest.raises(InputError, match="3 and 2"):
         refit_kernel_spread(scaled, f, np.zeros((2, 32, 32)))
+    with pytest.raises(InputError, match="max_rows must be a positive integer, got 0"):
+        refit_kernel_spread(scaled, f, np.zeros((3, 32, 32)), max_rows=0)
     assert scaled.head.log_spread.numpy() == before
