@@ -31,7 +31,7 @@ def test_refit_recovers_the_spread_of_the_networks_own_images(two_rings, law, st
     loc_before = predictor.draws(f[:4], 1)["loc"].numpy()
     model.head.log_spread.assign(np.log(start))
     out = refit_kernel_spread(model, f, images)
-    assert out["trained"] == pytest.approx(start, rel=1e-6)
+    assert out["trained"] == pytest.approx(start, rel=1e-6) and out["rows"] == N
     assert abs(out["refit"] - TRUE_SPREAD) < TOLERANCE, out
     assert out["nll_refit"] < out["nll_trained"]
     assert float(np.exp(model.head.log_spread.numpy())) == pytest.approx(out["refit"], rel=1e-6)

@@ -103,6 +103,11 @@ def test_compare_generators_writes_its_table_figure_and_exports(tmp_path, monkey
     for d in train_dirs:
         tags |= set(EventAccumulator(str(d)).Reload().Tags()["tensors"])
     assert "head/kernel_spread" in tags, (train_dirs, tags)
+    from tfp_dgbn.tfk import keras
+
+    saved, = logdir.rglob("checkpoint.keras")  # the run's saved Keras model holds the refit value too
+    spread = np.exp(keras.models.load_model(str(saved), compile=False).head.log_spread.numpy())
+    assert spread == pytest.approx(refit["refit"], rel=1e-5)
 
 
 def test_compare_generators_refuses_a_bad_budget_before_training(tmp_path):

@@ -45,8 +45,8 @@ def refit_kernel_spread(model, features, targets, num_samples=4, batch_size=100,
         pixels put its standard error near 1e-4 of r).
 
     Returns:
-      dict: ``trained`` and ``refit`` spreads, and ``nll_trained`` / ``nll_refit``, the data term at each
-      (nats per row). The head's ``log_spread`` holds the refit value afterwards (kept as trained when
+      dict: ``trained`` and ``refit`` spreads, ``nll_trained`` / ``nll_refit``, the data term at each
+      (nats per row), and ``rows``, the rows used. The head's ``log_spread`` holds the refit value afterwards (kept as trained when
       the search found nothing lower).
     """
     head = model.head
@@ -83,4 +83,4 @@ def refit_kernel_spread(model, features, targets, num_samples=4, batch_size=100,
     refit = float(best.x) if best.fun < nll_trained else trained
     head.log_spread.assign(refit)
     return {"trained": float(np.exp(trained)), "refit": float(np.exp(refit)), "nll_trained": nll_trained,
-            "nll_refit": min(float(best.fun), nll_trained)}
+            "nll_refit": min(float(best.fun), nll_trained), "rows": int(len(features))}

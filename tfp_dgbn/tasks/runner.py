@@ -20,7 +20,7 @@ from tfp_dgbn.export import export_predictive
 from tfp_dgbn.fit.callbacks import EpochTensorBoard, FigureSummary, KLAnnealing, PosteriorSummaries, stddev_summary
 from tfp_dgbn.fit.distribute import build_and_compile, finish_on_chief, make_strategy, worker_path
 from tfp_dgbn.fit.kernel_spread import has_kernel_spread, refit_kernel_spread
-from tfp_dgbn.fit.resume import resumable_fit
+from tfp_dgbn.fit.resume import resumable_fit, save_model_atomically
 from tfp_dgbn.fit.schedules import from_spec
 from tfp_dgbn.plots.figures import plot_history, save_figure
 from tfp_dgbn.predict import model_predictor
@@ -142,9 +142,11 @@ def _train(task, settings, data, strategy, metadata, progress):
     refit = None
     if finished is not None and has_kernel_spread(finished):  # why: `tfp_dgbn.fit.kernel_spread`
         refit = refit_kernel_spread(finished, *data.validation)
-        progress(f"kernel spread refit on the {len(data.validation[0])} validation examples, the trained network "
-                 f"fixed: {refit['trained']:.4f} -> {refit['refit']:.4f} (data term {refit['nll_trained']:.2f} -> "
+        progress(f"kernel spread refit on {refit['rows']} validation examples, the trained network fixed: "
+                 f"{refit['trained']:.4f} -> {refit['refit']:.4f} (data term {refit['nll_trained']:.2f} -> "
                  f"{refit['nll_refit']:.2f} nats per example)")
+        # the fit saved the model as training left it; the saved model is the one exported
+        save_model_atomically(finished, os.path.join(settings.logdir, "checkpoint.keras"))
     return finished, history, predictor if finished is model else None, refit
 
 
