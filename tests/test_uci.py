@@ -148,8 +148,17 @@ def test_every_method_runs_on_a_tiny_subset_in_the_targets_units(tmp_path):
     import tfp_dgbn
 
     ensemble = tfp_dgbn.load(str(out / "models" / "toy"))
-    assert ensemble.metadata["ensemble"] == 2
+    assert ensemble.metadata["ensemble"] == 2 and ensemble.metadata["spread"] == 1.0
     assert np.isfinite(ensemble([[0.1, 0.0, 1.0]], 4).log_prob([1010.0]).numpy()).all()
+    # the recalibrated ensemble: its tau fitted on held-out training rows, in the report and its export
+    cal, = result["toy"]["bayesian-ensemble-calibrated"]["per_split"]
+    assert cal["kl_weight"] == row["kl_weight"] and cal["spread"] > 0
+    assert cal["spread_nll"]["after"] <= cal["spread_nll"]["before"]
+    assert cal["seconds"] > result["toy"]["bayesian-ensemble"]["seconds"]  # it includes the ensemble it scales
+    assert re.search(rf"\| bayesian-ensemble-calibrated \|.*\| {cal['spread']:.3f} \|", text), text
+    calibrated = tfp_dgbn.load(str(out / "models" / "toy-calibrated"))
+    assert calibrated.metadata["spread"] == pytest.approx(cal["spread"]) and calibrated.metadata["ensemble"] == 2
+    assert calibrated.metadata["method"] == "bayesian-ensemble-calibrated"
 
 
 @pytest.mark.slow

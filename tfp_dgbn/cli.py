@@ -202,7 +202,8 @@ def build_parser():
     uci.add_argument("--datasets", nargs="+", default=None, help="dataset folder names (default: all)")
     uci.add_argument("--splits", type=int, default=None, help="the first K standard splits (default: all)")
     uci.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
-                     help="subset of: flipout flipout-tempered bayesian-ensemble mc-dropout deep-ensemble ngboost")
+                     help="subset of: flipout flipout-tempered bayesian-ensemble bayesian-ensemble-calibrated "
+                          "mc-dropout deep-ensemble ngboost (default: all)")
     uci.add_argument("--steps", type=int, default=4000, help="Adam steps per network (default 4000)")
     uci.add_argument("--batch-size", type=int, default=128)
     uci.add_argument("--folds", type=int, default=2, help="K of the cross-validation choosing the KL weight")

@@ -12,7 +12,9 @@ and ``num_samples`` S (int32 scalar):
   ``predictive_entropy``, ``expected_entropy``, ``mutual_information``
   (`tfp_dgbn.predict.predictive_moments`). A Bayesian ensemble (a list of
   networks) serves the equal mixture of their predictives: draw i from network
-  i mod K (metadata ``ensemble`` = K).
+  i mod K (metadata ``ensemble`` = K). A `tfp_dgbn.predict.Recalibrated` model
+  serves its draws scaled about their mean (metadata ``spread`` = tau; 1
+  for any other model).
 - ``sample``: one draw of y per weight draw, [S, B, *event_shape]: samples
   from the posterior predictive.
 
@@ -31,7 +33,7 @@ import tensorflow as tf
 
 import tfp_dgbn
 from tfp_dgbn.atomic import atomic_directory
-from tfp_dgbn.predict import METADATA_FILE, members, predictive_moments, sample_named
+from tfp_dgbn.predict import METADATA_FILE, members, predictive_moments, sample_named, spread_of
 
 
 class PredictiveModule(tf.Module):
@@ -44,7 +46,9 @@ class PredictiveModule(tf.Module):
         # no loader of this contract reads. AutoTrackable's switch keeps the tuple out of the object graph.
         self._self_setattr_tracking = False
         self._networks = tuple(members(model))
+        self._served = model  # what `sample_named` draws from: the networks, or a `Recalibrated` around them
         self._self_setattr_tracking = True
+        self.spread = spread_of(model)
         self.network_variables = [v for m in self._networks for v in m.variables]
         self.vectorized = vectorized
         num_features = int(self.model.inputs[0].shape[-1])
@@ -80,7 +84,7 @@ class PredictiveModule(tf.Module):
 
     def _named(self, features, num_samples):
         features, num_samples = self._checked(features, num_samples)
-        return sample_named(self.members, features, num_samples, self.vectorized)
+        return sample_named(self._served, features, num_samples, self.vectorized)
 
     def _predictive(self, features, num_samples):
         named = self._named(features, num_samples)
@@ -98,7 +102,8 @@ def export_predictive(model, path, metadata=None, vectorized=None):
 
     Args:
       model: a trained `tfp_dgbn.model.bayesian_model.BayesianModel`, or a list of them trained
-        independently on the same data (a Bayesian ensemble: the export serves their equal mixture).
+        independently on the same data (a Bayesian ensemble: the export serves their equal mixture),
+        or a `tfp_dgbn.predict.Recalibrated` around either.
       path: target directory; replaced only once the new export is complete.
       metadata: extra JSON-able metadata (feature names and ranges, training config).
       vectorized: how the signatures draw the weights (`BayesianModel.sample_params`; None:
@@ -122,6 +127,7 @@ def export_predictive(model, path, metadata=None, vectorized=None):
         "event_shape": list(head.event_shape),
         "signatures": {"predictive": outputs, "sample": ["samples"]},
         "ensemble": len(module.members),
+        "spread": module.spread,
         "feature_names": [f"x{i}" for i in range(int(module.model.inputs[0].shape[-1]))],
     }
     meta.update(metadata or {})

@@ -133,8 +133,52 @@ class Predictor:
         return {k: v.numpy() for k, v in predictive_moments(self.head, draws).items()}
 
 
+#: head families whose predictive `Recalibrated` can scale about its mean: each draw's law is loc + scale * Z
+SPREAD_FAMILIES = ("normal",)
+
+
+class Recalibrated:
+    """A model whose posterior predictive is scaled about its mean by one factor, ``spread`` (tau).
+
+    p_tau(y | x) = p(m + (y - m) / tau | x) / tau, with m(x) the predictive mean: every draw's ``loc`` moves to
+    m + tau (loc - m) and its ``scale`` is multiplied by tau. The mixture keeps its mean and shape, and its
+    standard deviation, epistemic and aleatoric parts alike, is multiplied by tau. Fitted on rows the
+    networks were not trained on (`tfp_dgbn.fit.spread_calibration`), it corrects an ensemble whose mixture is
+    wider than its errors (pool-then-calibrate): each network's own spread plus the spread between the
+    networks' means over-covers where each network alone is calibrated.
+
+    Args:
+      model: a `BayesianModel` or a list of them (a Bayesian ensemble), with a head of `SPREAD_FAMILIES`.
+      spread: tau > 0 (1: the model unchanged).
+    """
+
+    def __init__(self, model, spread):
+        self.networks = tuple(members(model))
+        family = self.networks[0].head.family
+        if family not in SPREAD_FAMILIES:
+            raise InputError(f"a {family!r} head has no location and scale to recalibrate; only "
+                             f"{list(SPREAD_FAMILIES)} heads can be")
+        if isinstance(spread, bool) or not np.isfinite(spread) or spread <= 0:
+            raise InputError(f"spread must be a finite number > 0, got {spread!r}")
+        self.spread = float(spread)
+
+
+def spread_of(model):
+    """The recalibration factor tau of a model (`Recalibrated`; 1.0 for any other model)."""
+    return model.spread if isinstance(model, Recalibrated) else 1.0
+
+
+def rescale_about_mean(named, spread):
+    """Named ``loc``/``scale`` draws [S, B, ...] of a location-scale law, scaled by ``spread`` about the mean of
+    their mixture (`Recalibrated`)."""
+    mean = tf.reduce_mean(named["loc"], axis=0, keepdims=True)
+    return {"loc": mean + spread * (named["loc"] - mean), "scale": spread * named["scale"]}
+
+
 def members(model):
-    """The networks of a model: a `BayesianModel`, or a list of them (a Bayesian ensemble)."""
+    """The networks of a model: a `BayesianModel`, a list of them (a Bayesian ensemble), or a `Recalibrated`."""
+    if isinstance(model, Recalibrated):
+        return list(model.networks)
     models = list(model) if isinstance(model, (list, tuple)) else [model]
     if not models:
         raise InputError("an ensemble needs at least one model")
@@ -147,6 +191,8 @@ def sample_named(model, features, num_samples, vectorized=None):
     ``vectorized``: as `BayesianModel.sample_params` (None: all draws of a chunk in one batched
     computation where the layers allow it).
 
+    A `Recalibrated` model's draws are scaled about their mean (`rescale_about_mean`).
+
     A Bayesian ensemble of K networks (each its own posterior q_k) has the
     predictive (1/K) sum_k p_k(y | x); draw i comes from network i mod K, so S
     a multiple of K weights every network equally. Each network runs
@@ -155,15 +201,16 @@ def sample_named(model, features, num_samples, vectorized=None):
     models = members(model)
     head = models[0].head
     if len(models) == 1:
-        return head.named_params(models[0].sample_params(features, num_samples, vectorized))
-    per = (num_samples + len(models) - 1) // len(models)
-    parts = [head.named_params(m.sample_params(features, per, vectorized)) for m in models]
-    out = {}
-    for key in parts[0]:
-        stacked = tf.stack([p[key] for p in parts], axis=1)  # [per, K, B, ...]: draw j of every network
-        shape = tf.shape(stacked)
-        out[key] = tf.reshape(stacked, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))[:num_samples]
-    return out
+        out = head.named_params(models[0].sample_params(features, num_samples, vectorized))
+    else:
+        per = (num_samples + len(models) - 1) // len(models)
+        parts = [head.named_params(m.sample_params(features, per, vectorized)) for m in models]
+        out = {}
+        for key in parts[0]:
+            stacked = tf.stack([p[key] for p in parts], axis=1)  # [per, K, B, ...]: draw j of every network
+            shape = tf.shape(stacked)
+            out[key] = tf.reshape(stacked, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))[:num_samples]
+    return rescale_about_mean(out, spread_of(model)) if isinstance(model, Recalibrated) else out
 
 
 def model_predictor(model, metadata=None, vectorized=None):
@@ -179,12 +226,12 @@ def model_predictor(model, metadata=None, vectorized=None):
 
     @tf.function(input_signature=spec)
     def draw(x, s):
-        return sample_named(models, x, s, vectorized)
+        return sample_named(model, x, s, vectorized)
 
     def call(x, s):
         return draw(tf.convert_to_tensor(x, inputs.dtype), tf.constant(s, tf.int32))
 
-    meta = {"family": head.family, "head": head.head_config(), "ensemble": len(models),
+    meta = {"family": head.family, "head": head.head_config(), "ensemble": len(models), "spread": spread_of(model),
             "feature_names": [f"x{i}" for i in range(models[0].inputs[0].shape[-1])]}
     meta.update(metadata or {})
     return Predictor(call, head, meta)

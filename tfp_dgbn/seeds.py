@@ -18,7 +18,7 @@ import numpy as np
 from tfp_dgbn.validate import InputError
 
 ROLES = {"train": 1, "val": 2, "test": 3, "stream": 4, "shard": 5, "evaluate": 6, "pit": 7, "ood": 8, "folds": 9,
-         "holdout": 10, "hmc": 11, "early-stopping": 12}
+         "holdout": 10, "hmc": 11, "early-stopping": 12, "calibration": 13}
 
 
 def key(seed, role, *path):

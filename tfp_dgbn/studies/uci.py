@@ -20,6 +20,13 @@ training split where those are more steps):
 ``bayesian-ensemble``  5 Flipout networks at the tempered weight, independently initialised; the
                        predictive is the equal mixture of theirs (`tfp_dgbn.predict.sample_named`),
                        one SavedModel with the same contract (``--export``);
+``bayesian-ensemble-calibrated``  the same ensemble, its predictive scaled about its mean by one factor
+                       tau (`tfp_dgbn.predict.Recalibrated`) fitted by maximum likelihood on 20% of
+                       the training split held out from a second ensemble of the same recipe
+                       trained on the other 80% (pool-then-calibrate, chosen on held-out rows and
+                       applied to the networks trained on every row, as the protocol tunes its
+                       hyperparameters): a mixture of calibrated networks over-covers
+                       (`tfp_dgbn.fit.spread_calibration`);
 ``mc-dropout``         point weights, dropout p = 0.05 kept on at prediction (Gal & Ghahramani 2016),
                        heteroscedastic Normal head;
 ``deep-ensemble``      5 heteroscedastic point-weight networks, equal mixture, trained for the
@@ -44,12 +51,15 @@ from tfp_dgbn.predict import central_interval
 from tfp_dgbn.studies.fitting import cross_validate, log_predictive, train_mlp
 from tfp_dgbn.validate import InputError
 
-METHODS = ("flipout", "flipout-tempered", "bayesian-ensemble", "mc-dropout", "deep-ensemble", "ngboost")
-BAYESIAN = ("flipout", "flipout-tempered", "bayesian-ensemble")
+METHODS = ("flipout", "flipout-tempered", "bayesian-ensemble", "bayesian-ensemble-calibrated", "mc-dropout",
+           "deep-ensemble", "ngboost")
+BAYESIAN = ("flipout", "flipout-tempered", "bayesian-ensemble", "bayesian-ensemble-calibrated")
+ENSEMBLES = ("bayesian-ensemble", "bayesian-ensemble-calibrated")  # exported (split 0) with ``--out``
 PEERS = ("mc-dropout", "deep-ensemble", "ngboost")
 KL_GRID = (1.0, 0.3, 0.1, 0.03, 0.01)
 LEVEL = 0.9
 COVERAGE_GOAL = (0.87, 0.93)  # the 90% intervals' coverage asked of the best Bayesian method
+CALIBRATION_SHARE = 0.2  # of the training split, held out to fit bayesian-ensemble-calibrated's tau
 
 
 @dataclass
@@ -171,8 +181,13 @@ def _ngboost(x, y, x_test, y_test, seed):
 
 
 def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=None, n_epochs=40):
-    """Every method on one split; returns {method: {test_ll, rmse, coverage90, seconds[, kl_weight]}} and the
-    Bayesian ensemble's networks (for export; None if not run)."""
+    """Every method on one split.
+
+    Returns:
+      ({method: {test_ll, rmse, coverage90, n_test, seconds[, kl_weight, cv_nll][, spread, spread_nll]}},
+      {method: model} of the `ENSEMBLES` run, for export). A calibrated ensemble's seconds include the
+      training of the ensemble it recalibrates.
+    """
     b = budget
     # the protocol's epochs over this training split, in gradient steps; every network gets at least
     # these (a large table's networks are still converging after a fixed step budget: docs/uci.md)
@@ -190,14 +205,14 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
     def flipout(kl_weight, seed, rows=slice(None)):
         return net(seed, rows, kl_weight=kl_weight)
 
-    out, ensemble, tempered = {}, None, None
+    out, ensembles, tempered, ensemble = {}, {}, None, None
     for method in methods:
         t0 = time.time()
         extra = {}
         if method == "flipout":
             scores = _scores(log_predictive(flipout(1.0, b.seed), x_test, y_test, b.num_samples)[1], y_test)
-        elif method in ("flipout-tempered", "bayesian-ensemble"):
-            if tempered is None:  # the tempering CV runs once, for both methods
+        elif method in ("flipout-tempered",) + ENSEMBLES:
+            if tempered is None:  # the tempering CV runs once, for every method at the tempered weight
                 def fold_nll(w, fit, held, k):
                     return -log_predictive(flipout(w, b.seed + 1 + k, fit), x[held], y[held], b.num_samples)[0]
 
@@ -205,9 +220,16 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
                 tempered = (weight, cv, flipout(weight, b.seed))
             weight, cv, model = tempered
             extra = {"kl_weight": weight, "cv_nll": cv}
-            if method == "bayesian-ensemble":
-                ensemble = [model] + [flipout(weight, b.seed + 100 * k) for k in range(1, b.members)]
-                model = ensemble
+            if method in ENSEMBLES:
+                if ensemble is None:  # trained once, for both ensemble methods
+                    ensemble = ([model] + [flipout(weight, b.seed + 100 * k) for k in range(1, b.members)],
+                                time.time() - t0)
+                elif method == "bayesian-ensemble-calibrated":
+                    t0 -= ensemble[1]  # its seconds include the ensemble it recalibrates
+                model = ensemble[0]
+            if method == "bayesian-ensemble-calibrated":
+                model, extra["spread"], extra["spread_nll"] = _recalibrated(x, y, model, weight, flipout, b)
+            ensembles.update({method: model} if method in ENSEMBLES else {})
             scores = _scores(log_predictive(model, x_test, y_test, b.num_samples)[1], y_test)
         elif method == "mc-dropout":
             model = net(b.seed, kind="deterministic", dropout=0.05)
@@ -225,7 +247,22 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
                        "seconds": time.time() - t0, **extra}
         if progress:
             progress(method, out[method])
-    return out, ensemble
+    return out, ensembles
+
+
+def _recalibrated(x, y, ensemble, weight, flipout, b):
+    """``ensemble`` scaled by the tau that a second ensemble of the same recipe, trained on 80% of the training
+    split, fits on the other 20% (`calibrate_spread`); returns (model, tau, {before, after} held-out NLL)."""
+    from tfp_dgbn.fit.spread_calibration import calibrate_spread
+    from tfp_dgbn.predict import Recalibrated
+
+    order = seeds.rng(b.seed, "calibration").permutation(len(y))
+    cut = max(int(CALIBRATION_SHARE * len(y)), 1)
+    held, fit = np.sort(order[:cut]), np.sort(order[cut:])
+    fold = [flipout(weight, b.seed + 100 * k + 7, fit) for k in range(b.members)]
+    _, info = calibrate_spread(fold, x[held], y[held], b.num_samples)
+    return Recalibrated(ensemble, info["spread"]), info["spread"], {"before": info["nll_before"],
+                                                                    "after": info["nll_after"]}
 
 
 def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=None, export_dir=None,
@@ -236,8 +273,8 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
       data_dir: folder of dataset folders; datasets: names to run (default all).
       splits: the first K splits of each dataset (default: all of them).
       methods: subset of `METHODS`; budget: a `Budget`.
-      export_dir: if given, split 0's Bayesian ensemble of each dataset is exported there as
-        ``<dataset>/`` (one SavedModel serving the mixture).
+      export_dir: if given, split 0's Bayesian ensembles of each dataset are exported there as
+        ``<dataset>/`` and ``<dataset>-calibrated/`` (`export_name`; one SavedModel serving the mixture each).
       progress: a tqdm bar per dataset over its splits.
       on_dataset: callable(results so far), called after each dataset (a long run's partial report).
       workers: datasets run in this many processes at once (largest first), e.g. one per core. The
@@ -297,17 +334,24 @@ def _run_dataset(folder, splits, methods, budget, export_dir, progress, position
                 bar.set_postfix_str(f"split {s + 1}/{k} {method} ll {row['test_ll']:.2f}")
                 bar.update(1)
 
-            split_result, ensemble = run_split(*data.split(s), data.n_hidden, budget, methods, step,
-                                               data.n_epochs)
+            split_result, ensembles = run_split(*data.split(s), data.n_hidden, budget, methods, step,
+                                                data.n_epochs)
             for m, row in split_result.items():
                 rows[m].append(row)
-            if export_dir and ensemble is not None and s == 0:
+            if export_dir and s == 0:
                 from tfp_dgbn.export import export_predictive
 
-                export_predictive(ensemble, os.path.join(export_dir, data.name),
-                                  {"task": "uci", "dataset": data.name, "split": 0,
-                                   "feature_names": [f"x{i}" for i in range(data.x.shape[1])]})
+                for method, model in ensembles.items():
+                    export_predictive(model, os.path.join(export_dir, export_name(data.name, method)),
+                                      {"task": "uci", "dataset": data.name, "split": 0, "method": method,
+                                       "feature_names": [f"x{i}" for i in range(data.x.shape[1])]})
     return data.name, {m: _summarise(r) for m, r in rows.items()}
+
+
+def export_name(dataset, method):
+    """The folder of split 0's exported ensemble under ``--out``'s models: ``<dataset>`` for the Bayesian
+    ensemble, ``<dataset>-calibrated`` for its recalibration."""
+    return dataset if method == "bayesian-ensemble" else f"{dataset}-calibrated"
 
 
 def _summarise(rows):
@@ -457,23 +501,27 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
                   f"{b.batch} (learning rate {b.learning_rate:g}, cosine decay), inputs and target standardised "
                   f"on the training split; ensembles of {b.members}; "
                   f"tempering by {b.folds}-fold CV over KL weights {', '.join(f'{w:g}' for w in b.grid)}; S = "
-                  f"{b.num_samples} weight draws. Test log-likelihood (nats/example) and RMSE in the target's "
+                  f"{b.num_samples} weight draws; the calibrated ensemble's tau (per split) fitted on "
+                  f"{CALIBRATION_SHARE:.0%} of the training split held out from a second ensemble. Test log-likelihood (nats/example) and RMSE in the target's "
                   "original units, mean +- SE over splits; 90% interval coverage averaged over splits, +- its "
                   "binomial SE over the test rows."]
     lines = header + [""]
     for name, methods in result.items():
         k = next(iter(methods.values()))["splits"]
         lines += [f"## {name} ({k} split{'s' * (k > 1)})", "",
-                  "| method | test LL | RMSE | 90% coverage | seconds | KL weight (CV) |", "|---|---|---|---|---|---|"]
+                  "| method | test LL | RMSE | 90% coverage | seconds | KL weight (CV) | tau (held out) |",
+                  "|---|---|---|---|---|---|---|"]
         for m, r in methods.items():
             weights = sorted({row["kl_weight"] for row in r["per_split"] if "kl_weight" in row})
+            spreads = [row["spread"] for row in r["per_split"] if "spread" in row]
             lines.append(f"| {m} | {r['test_ll']:.3f} +- {r['test_ll_se']:.3f} | {_mean_se(r['rmse'], r['rmse_se'])} | "
                          f"{_coverage(r)} | {r['seconds']:.0f} | "
-                         f"{', '.join(f'{w:g}' for w in weights) or '-'} |")
+                         f"{', '.join(f'{w:g}' for w in weights) or '-'} | "
+                         f"{', '.join(f'{t:.3f}' for t in spreads) or '-'} |")
         for source in sources:
             if source in published.get(name, {}):
                 mean, se = published[name][source]
-                lines.append(f"| published: {source} | {mean:.2f} +- {se:.2f} | | | | |")
+                lines.append(f"| published: {source} | {mean:.2f} +- {se:.2f} | | | | | |")
         if name in judged:
             j = judged[name]
             best = methods[j["best_bayesian"]]
