@@ -145,3 +145,28 @@ def test_fit_table_ensemble_from_the_command_line(tmp_path):
     # three differently seeded networks: their draws differ (an ensemble of copies would not)
     locs = loaded.draws(x[:4], 3)["loc"].numpy()
     assert np.abs(locs[0] - locs[1]).max() > 1e-3 and np.abs(locs[1] - locs[2]).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_fit_table_recalibrates_an_ensemble_on_held_out_training_rows(tmp_path, capsys):
+    from tfp_dgbn.cli import main
+
+    x, z = _regression_rows(300)
+    csv = _csv(tmp_path / "c.csv", x, 50 + 10 * z)
+    logdir = tmp_path / "logs"
+    assert main(["fit", "table", "--data", csv, "--target", "y", "--epochs", "20", "--ensemble", "2",
+                 "--calibrate", "0.25", "--logdir", str(logdir), "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    saved = json.loads((logdir / "metrics.json").read_text())
+    calibration = saved["metrics"]["spread_calibration"]
+    # 300 rows: 60 held out for the report, 60 of the other 240 to recalibrate, 180 to train
+    assert calibration["rows"] == 60 and saved["config"]["calibrate"] == 0.25
+    assert "180 training rows, 60 to recalibrate, 60 held out" in capsys.readouterr().out
+    assert calibration["spread"] > 0 and calibration["nll_after"] <= calibration["nll_before"]
+    loaded = tfp_dgbn.load(str(tmp_path / "m"))
+    assert loaded.metadata["spread"] == pytest.approx(calibration["spread"]) and loaded.metadata["ensemble"] == 2
+    for bad, message in ((["--calibrate", "1.5"], "calibrate must be in [0, 1), got 1.5"),
+                         (["--calibrate", "0.2", "--head", "poisson"], "calibrate needs the normal head")):
+        assert main(["fit", "table", "--data", csv, "--target", "y", "--epochs", "1", "--out", str(tmp_path / "m"),
+                     "--quiet", *bad]) == 2
+        assert message in capsys.readouterr().err
+    assert tfp_dgbn.load(str(tmp_path / "m")).metadata["spread"] == loaded.metadata["spread"]  # export kept

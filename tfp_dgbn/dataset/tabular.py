@@ -121,14 +121,17 @@ def load_table(path, target, features=None, integer_target=False):
     return x, y, features
 
 
-def split_table(x, y, holdout=0.2, seed=0):
-    """Seeded random split into (x_train, y_train), (x_held, y_held); ``holdout`` is the held-out fraction."""
+def split_table(x, y, holdout=0.2, seed=0, role="holdout", name="holdout"):
+    """Seeded random split into (x_train, y_train), (x_held, y_held); ``holdout`` is the held-out fraction.
+
+    ``role``: the seed role of the permutation (`tfp_dgbn.seeds.ROLES`), so that a second split of the
+    training rows is drawn independently of the first; ``name``: the setting named in errors."""
     if not 0 < holdout < 1:
-        raise InputError(f"holdout must be in (0, 1), got {holdout!r}")
+        raise InputError(f"{name} must be in (0, 1), got {holdout!r}")
     n = len(y)
     n_held = int(round(n * holdout))
     if n_held < 1 or n - n_held < 1:
         raise InputError(f"{n} rows cannot be split {1 - holdout:.0%}/{holdout:.0%} (need one row on each side)")
-    order = seeds.rng(seed, "holdout").permutation(n)
+    order = seeds.rng(seed, role).permutation(n)
     held, train = order[:n_held], order[n_held:]
     return (x[train], y[train]), (x[held], y[held])

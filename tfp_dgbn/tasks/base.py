@@ -130,11 +130,14 @@ class TaskData:
       source: the training examples (a `tfp_dgbn.dataset.sources.Source`).
       validation: (inputs, targets) arrays scored after each epoch.
       metadata: what the export records about the data (feature names and ranges, ...).
+      calibration: (inputs, targets) arrays no network trains on, on which the runner fits the predictive's
+        spread after training (`tfp_dgbn.fit.spread_calibration`), or None (no recalibration).
     """
 
     source: object
     validation: tuple
     metadata: dict
+    calibration: tuple = None
 
 
 @dataclass

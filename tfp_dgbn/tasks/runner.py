@@ -21,6 +21,7 @@ from tfp_dgbn.fit.callbacks import EpochTensorBoard, FigureSummary, KLAnnealing,
 from tfp_dgbn.fit.distribute import build_and_compile, finish_on_chief, make_strategy, worker_path
 from tfp_dgbn.fit.kernel_spread import has_kernel_spread, refit_kernel_spread
 from tfp_dgbn.fit.resume import resumable_fit, save_model_atomically
+from tfp_dgbn.fit.spread_calibration import calibrate_spread
 from tfp_dgbn.fit.schedules import from_spec
 from tfp_dgbn.plots.figures import plot_history, save_figure
 from tfp_dgbn.predict import model_predictor
@@ -42,7 +43,8 @@ def run(settings, progress=progress_line):
 
     Returns:
       `FitResult` (with ``settings.ensemble`` K > 1: ``model`` is the list of K
-      networks, ``history`` the first one's). Writes ``settings.out``
+      networks, ``history`` the first one's; with calibration rows in the task's data, a
+      `tfp_dgbn.predict.Recalibrated` around the network(s), exported and evaluated as such). Writes ``settings.out``
       (SavedModel) and in ``settings.logdir``: TensorBoard events,
       ``checkpoint.keras``, the task's figure, ``history.png`` (image loss, KL
       loss, KL weight) and ``metrics.json`` (``{"metrics", "config"}``); an
@@ -68,7 +70,13 @@ def run(settings, progress=progress_line):
     if not models:  # a non-chief worker: the chief exports and evaluates
         return FitResult(None, None, history, {}, {})
     model = models[0] if len(models) == 1 else models
-    if len(models) > 1 or predictor is None:  # the training predictor's draws are traced already: reuse them
+    calibrated = None
+    if data.calibration is not None:  # why: `tfp_dgbn.fit.spread_calibration`
+        model, calibrated = calibrate_spread(model, *data.calibration, num_samples=settings.num_samples)
+        progress(f"predictive spread recalibrated on {calibrated['rows']} held-out training rows: tau = "
+                 f"{calibrated['spread']:.3f} (NLL {calibrated['nll_before']:.3f} -> {calibrated['nll_after']:.3f} "
+                 f"nats per row)")
+    if len(models) > 1 or predictor is None or calibrated:  # else the training predictor's draws are traced
         predictor = model_predictor(model, metadata)
 
     progress(f"exporting SavedModel to {settings.out}" + (f" ({len(models)} networks)" if len(models) > 1 else ""))
@@ -77,6 +85,8 @@ def run(settings, progress=progress_line):
     metrics.update(posterior_stddev=stddev_summary(models[0]), final_kl_weight=float(models[0].kl_weight.numpy()),
                    prior_scale=settings.prior_scale, ensemble=len(models), seconds=time.time() - t0,
                    version=tfp_dgbn.__version__)
+    if calibrated:
+        metrics["spread_calibration"] = calibrated
     if refits:  # one per network
         metrics["kernel_spread"] = refits[0] if len(refits) == 1 else refits
 

@@ -27,10 +27,18 @@ class TableSettings(TrainSettings):
     head: str = setting("normal", "output law: real targets, counts, or classes 0..K-1",
                         choices=("normal", "poisson", "categorical"))
     holdout: float = setting(0.2, "fraction of rows held out (seeded split) for the evaluation report")
+    calibrate: float = setting(0.0, "fraction of the training rows held out to recalibrate the predictive's "
+                               "spread (normal head; 0: off): one factor, fitted on those rows by likelihood, "
+                               "scales it about its mean; an ensemble's mixture over-covers without it")
 
     def check(self):
         if not self.data or not self.target:
             raise InputError("dgbn fit table needs --data FILE.csv|FILE.npz and --target COLUMN")
+        if not (isinstance(self.calibrate, (int, float)) and 0 <= self.calibrate < 1):
+            raise InputError(f"calibrate must be in [0, 1), got {self.calibrate!r}")
+        if self.calibrate and self.head != "normal":
+            raise InputError(f"calibrate needs the normal head (a location and a scale to recalibrate); "
+                             f"the head is {self.head!r}")
         super().check()
 
 
@@ -54,13 +62,18 @@ class TableTask(Task):
 
         x, y, names = load_table(s.data, s.target, s.features, integer_target=s.head != "normal")
         (x_tr, y_tr), held = split_table(x, y, s.holdout, s.seed)
+        calibration = None
+        if s.calibrate:  # rows of the training share no network trains on
+            (x_tr, y_tr), (x_cal, y_cal) = split_table(x_tr, y_tr, s.calibrate, s.seed, "calibration", "calibrate")
+            calibration = (x_cal, y_cal.astype("float32"))
         meta = {"data": os.path.abspath(s.data), "target": s.target, "feature_names": list(names),
                 "feature_ranges": [[float(a), float(b)] for a, b in zip(x_tr.min(axis=0), x_tr.max(axis=0))]}
         head_kwargs = {"num_classes": int(y.max()) + 1} if s.head == "categorical" else {}
-        progress(f"{s.data}: {len(y_tr)} training rows, {len(held[1])} held out; target {s.target!r}, "
-                 f"features {', '.join(names)}")
+        progress(f"{s.data}: {len(y_tr)} training rows, "
+                 + (f"{len(calibration[1])} to recalibrate, " if calibration else "")
+                 + f"{len(held[1])} held out; target {s.target!r}, features {', '.join(names)}")
         return TableData(ArraySource(x_tr, y_tr, s.seed, name="rows"), (held[0], held[1].astype("float32")),
-                         meta, held=held, head_kwargs=head_kwargs)
+                         meta, calibration=calibration, held=held, head_kwargs=head_kwargs)
 
     def build(self, s, data, kl_weight):
         from tfp_dgbn.model.heads import head_for_targets
