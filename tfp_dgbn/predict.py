@@ -143,7 +143,7 @@ class Recalibrated:
     p_tau(y | x) = p(m + (y - m) / tau | x) / tau, with m(x) the predictive mean: every draw's ``loc`` moves to
     m + tau (loc - m) and its ``scale`` is multiplied by tau. The mixture keeps its mean and shape, and its
     standard deviation, epistemic and aleatoric parts alike, is multiplied by tau. Fitted on rows the
-    networks were not trained on (`tfp_dgbn.fit.spread_calibration`), it corrects an ensemble whose mixture is
+    networks were not trained on (`tfp_dgbn.evaluate.recalibrate`), it corrects an ensemble whose mixture is
     wider than its errors (pool-then-calibrate): each network's own spread plus the spread between the
     networks' means over-covers where each network alone is calibrated.
 

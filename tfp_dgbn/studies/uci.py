@@ -26,7 +26,7 @@ training split where those are more steps):
                        trained on the other 80% (pool-then-calibrate, chosen on held-out rows and
                        applied to the networks trained on every row, as the protocol tunes its
                        hyperparameters): a mixture of calibrated networks over-covers
-                       (`tfp_dgbn.fit.spread_calibration`);
+                       (`tfp_dgbn.evaluate.recalibrate`);
 ``mc-dropout``         point weights, dropout p = 0.05 kept on at prediction (Gal & Ghahramani 2016),
                        heteroscedastic Normal head;
 ``deep-ensemble``      5 heteroscedastic point-weight networks, equal mixture, trained for the
@@ -229,7 +229,8 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
                 model = ensemble[0]
             if method == "bayesian-ensemble-calibrated":
                 model, extra["spread"], extra["spread_nll"] = _recalibrated(x, y, model, weight, flipout, b)
-            ensembles.update({method: model} if method in ENSEMBLES else {})
+            if method in ENSEMBLES:
+                ensembles[method] = model
             scores = _scores(log_predictive(model, x_test, y_test, b.num_samples)[1], y_test)
         elif method == "mc-dropout":
             model = net(b.seed, kind="deterministic", dropout=0.05)
@@ -251,9 +252,10 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
 
 
 def _recalibrated(x, y, ensemble, weight, flipout, b):
-    """``ensemble`` scaled by the tau that a second ensemble of the same recipe, trained on 80% of the training
-    split, fits on the other 20% (`calibrate_spread`); returns (model, tau, {before, after} held-out NLL)."""
-    from tfp_dgbn.fit.spread_calibration import calibrate_spread
+    """``ensemble`` scaled by the tau that a second ensemble of the same recipe, trained on the training split
+    less a `CALIBRATION_SHARE` of its rows, fits on that share (`calibrate_spread`); returns (model, tau,
+    {before, after}: the share's NLL at tau = 1 and at tau)."""
+    from tfp_dgbn.evaluate.recalibrate import calibrate_spread
     from tfp_dgbn.predict import Recalibrated
 
     order = seeds.rng(b.seed, "calibration").permutation(len(y))

@@ -131,7 +131,7 @@ class TaskData:
       validation: (inputs, targets) arrays scored after each epoch.
       metadata: what the export records about the data (feature names and ranges, ...).
       calibration: (inputs, targets) arrays no network trains on, on which the runner fits the predictive's
-        spread after training (`tfp_dgbn.fit.spread_calibration`), or None (no recalibration).
+        spread after training (`tfp_dgbn.evaluate.recalibrate`), or None (no recalibration).
     """
 
     source: object

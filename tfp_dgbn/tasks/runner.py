@@ -16,12 +16,12 @@ import numpy as np
 
 import tfp_dgbn
 from tfp_dgbn.atomic import atomic_file
+from tfp_dgbn.evaluate.recalibrate import calibrate_spread
 from tfp_dgbn.export import export_predictive
 from tfp_dgbn.fit.callbacks import EpochTensorBoard, FigureSummary, KLAnnealing, PosteriorSummaries, stddev_summary
 from tfp_dgbn.fit.distribute import build_and_compile, finish_on_chief, make_strategy, worker_path
 from tfp_dgbn.fit.kernel_spread import has_kernel_spread, refit_kernel_spread
 from tfp_dgbn.fit.resume import resumable_fit, save_model_atomically
-from tfp_dgbn.fit.spread_calibration import calibrate_spread
 from tfp_dgbn.fit.schedules import from_spec
 from tfp_dgbn.plots.figures import plot_history, save_figure
 from tfp_dgbn.predict import model_predictor
@@ -71,7 +71,7 @@ def run(settings, progress=progress_line):
         return FitResult(None, None, history, {}, {})
     model = models[0] if len(models) == 1 else models
     calibrated = None
-    if data.calibration is not None:  # why: `tfp_dgbn.fit.spread_calibration`
+    if data.calibration is not None:  # why: `tfp_dgbn.evaluate.recalibrate`
         model, calibrated = calibrate_spread(model, *data.calibration, num_samples=settings.num_samples)
         progress(f"predictive spread recalibrated on {calibrated['rows']} held-out training rows: tau = "
                  f"{calibrated['spread']:.3f} (NLL {calibrated['nll_before']:.3f} -> {calibrated['nll_after']:.3f} "

@@ -1,11 +1,11 @@
 """Recalibrating a predictive's spread about its mean (`tfp_dgbn.predict.Recalibrated`,
-`tfp_dgbn.fit.spread_calibration`), in memory and through an export."""
+`tfp_dgbn.evaluate.recalibrate`), in memory and through an export."""
 import numpy as np
 import pytest
 
 import tfp_dgbn
 from tfp_dgbn.export import export_predictive
-from tfp_dgbn.fit.spread_calibration import calibrate_spread
+from tfp_dgbn.evaluate.recalibrate import calibrate_spread
 from tfp_dgbn.model.heads import head_for_targets
 from tfp_dgbn.model.mlp import bayesian_mlp
 from tfp_dgbn.predict import Recalibrated, mixture, model_predictor, predictive_moments, rescale_about_mean
