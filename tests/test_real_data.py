@@ -154,7 +154,7 @@ def test_fit_table_recalibrates_an_ensemble_on_held_out_training_rows(tmp_path, 
     x, z = _regression_rows(300)
     csv = _csv(tmp_path / "c.csv", x, 50 + 10 * z)
     logdir = tmp_path / "logs"
-    assert main(["fit", "table", "--data", csv, "--target", "y", "--epochs", "20", "--ensemble", "2",
+    assert main(["fit", "table", "--data", csv, "--target", "y", "--epochs", "4", "--ensemble", "2",
                  "--calibrate", "0.25", "--logdir", str(logdir), "--out", str(tmp_path / "m"), "--quiet"]) == 0
     saved = json.loads((logdir / "metrics.json").read_text())
     calibration = saved["metrics"]["spread_calibration"]
