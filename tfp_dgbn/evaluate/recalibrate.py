@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.optimize import minimize_scalar
 
-from tfp_dgbn.predict import SPREAD_FAMILIES, Recalibrated, members, mixture, model_predictor, rescale_about_mean
+from tfp_dgbn.predict import Recalibrated, members, mixture, model_predictor, rescale_about_mean
 from tfp_dgbn.validate import InputError, check_positive_int
 
 
@@ -35,10 +35,8 @@ def calibrate_spread(model, features, targets, num_samples=64, search=np.log(10.
       ``nll_after``, the held-out NLL at tau = 1 and at tau (nats per row), ``rows``). tau stays 1 when the
       search finds nothing lower.
     """
+    Recalibrated(model, 1.0)  # refuses a head without a location and a scale before any draw
     head = members(model)[0].head
-    if head.family not in SPREAD_FAMILIES:
-        raise InputError(f"a {head.family!r} head has no location and scale to recalibrate; only "
-                         f"{list(SPREAD_FAMILIES)} heads can be")
     features, targets = np.asarray(features, "float32"), np.asarray(targets, "float32")
     if len(features) == 0 or len(features) != len(targets):
         raise InputError(f"features and targets must hold the same positive number of rows, got {len(features)} "
