@@ -46,7 +46,7 @@ def test_the_format_is_read_and_bad_folders_are_named(tmp_path):
     assert main(["benchmark", "uci", "--data", str(tmp_path / "none")]) == 2
 
 
-def test_the_kl_grid_option_reaches_the_cross_validation_and_bad_grids_are_refused(tmp_path, monkeypatch, capsys):
+def test_the_kl_grid_and_layers_options_reach_the_budget_and_bad_values_are_refused(tmp_path, monkeypatch, capsys):
     import tfp_dgbn.studies.uci as uci
 
     seen = []
@@ -54,8 +54,10 @@ def test_the_kl_grid_option_reaches_the_cross_validation_and_bad_grids_are_refus
     monkeypatch.setattr(uci, "write_uci_report", lambda *args, **kwargs: "")
     base = ["benchmark", "uci", "--data", str(tmp_path), "--out", str(tmp_path / "out")]
     assert main(base + ["--kl-grid", "3", "1", "0.1"]) == 0
-    assert main(base) == 0
-    assert [b.grid for b in seen] == [(3.0, 1.0, 0.1), uci.KL_GRID]
+    assert main(base + ["--layers", "2"]) == 0
+    assert [(b.grid, b.layers) for b in seen] == [((3.0, 1.0, 0.1), 1), (uci.KL_GRID, 2)]
+    assert main(base + ["--layers", "0"]) == 2
+    assert "--layers must be >= 1, got 0" in capsys.readouterr().err
     assert main(base + ["--kl-grid", "1", "-0.5"]) == 2
     assert "kl_weight must be finite and >= 0, got -0.5" in capsys.readouterr().err
     assert main(base + ["--kl-grid", "1", "1"]) == 2
@@ -173,23 +175,24 @@ def test_a_real_dataset_runs_and_is_reported_next_to_the_published_numbers(tmp_p
     assert "published: MC dropout" in (out / "uci.md").read_text()
 
 
-def test_every_network_gets_at_least_the_protocols_epochs(tmp_path, monkeypatch):
+def test_every_network_gets_at_least_the_protocols_epochs_and_the_budgets_layers(tmp_path, monkeypatch):
     import tfp_dgbn.studies.uci as uci
 
     data = load_uci(str(_fake_dataset(tmp_path, n=300)))  # 270 training rows: 3 batches of 128 per epoch
     asked, real = [], uci.train_mlp
 
     def train(x, y, make_head, steps, seed, **kw):
-        asked.append((kw.get("kind", "flipout"), steps))
+        asked.append((kw.get("kind", "flipout"), steps, kw["hidden"]))
         return real(x, y, make_head, 2, seed, **kw)  # the steps are recorded, not spent
 
     monkeypatch.setattr(uci, "train_mlp", train)
-    for budget_steps, flipout_steps in ((50, 40 * 3), (500, 500)):
+    for budget_steps, flipout_steps, layers in ((50, 40 * 3, 1), (500, 500, 2)):
         asked.clear()
-        budget = uci.Budget(steps=budget_steps, members=2, num_samples=2)
+        budget = uci.Budget(steps=budget_steps, members=2, num_samples=2, layers=layers)
         uci.run_split(*data.split(0), 4, budget, ("flipout", "deep-ensemble"), n_epochs=40)
-        # the Flipout net: the larger of the budget and 40 epochs; the deep ensemble: exactly 40 epochs
-        assert asked == [("flipout", flipout_steps), ("deterministic", 120), ("deterministic", 120)], asked
+        # the Flipout net: the larger of the budget and 40 epochs; the deep ensemble: exactly 40 epochs;
+        # every network, peers included, gets `layers` hidden layers of the protocol's width
+        assert asked == [("flipout", flipout_steps, (4,) * layers)] + [("deterministic", 120, (4,) * layers)] * 2, asked
 
 
 @pytest.mark.slow

@@ -142,6 +142,7 @@ class Budget:
     Attributes:
       steps: gradient steps per network (at least the protocol's epochs, `run_split`); batch: batch size;
       learning_rate: Adam's initial rate;
+      layers: hidden layers of the protocol's width in every network (the protocol: 1);
       folds: K of the tempering cross-validation; members: networks per ensemble;
       num_samples: weight draws S of a stochastic predictive; seed: base seed.
     """
@@ -149,6 +150,7 @@ class Budget:
     steps: int = 4000
     batch: int = 128
     learning_rate: float = 5e-3
+    layers: int = 1
     folds: int = 2
     members: int = 5
     num_samples: int = 64
@@ -199,7 +201,7 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
         # is rebuilt from its config for each model (a layer belongs to one model)
         head, bias = head_for_targets("normal", y[rows])
         return train_mlp(x[rows], y[rows], lambda: type(head).from_config(head.get_config()), steps, seed,
-                         batch=b.batch, learning_rate=b.learning_rate, hidden=(int(n_hidden),), output_bias=bias,
+                         batch=b.batch, learning_rate=b.learning_rate, hidden=(int(n_hidden),) * int(b.layers), output_bias=bias,
                          **build)
 
     def flipout(kl_weight, seed, rows=slice(None)):
@@ -477,6 +479,11 @@ def _goal_distance(r):
     return f"; {abs(p - (hi if p > hi else lo)) / se:.1f} SE {'above' if p > hi else 'below'} it"
 
 
+def _layers(n):
+    """"one hidden layer" (the protocol), else "2 hidden layers (the protocol: one)"."""
+    return "one hidden layer" if n == 1 else f"{n} hidden layers (the protocol: one)"
+
+
 def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.0):
     """Write ``uci.json`` (dataset -> method -> metrics), ``uci.md`` (tables with the published numbers) and
     ``uci.png`` (`plot_uci`). ``command`` None: re-rendered from a saved ``uci.json``, the first line of
@@ -498,7 +505,7 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
     else:
         header = [f"UCI regression benchmark, written by `{command}` in {seconds / 60:.1f} min on "
                   f"{os.cpu_count()} CPU core(s).", "",
-                  f"Every network: one hidden layer of the protocol's width, {b.steps} Adam steps or the "
+                  f"Every network: {_layers(b.layers)} of the protocol's width, {b.steps} Adam steps or the "
                   f"protocol's epochs where those are more (the deep ensemble: the protocol's epochs) of batch "
                   f"{b.batch} (learning rate {b.learning_rate:g}, cosine decay), inputs and target standardised "
                   f"on the training split; ensembles of {b.members}; "
