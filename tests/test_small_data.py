@@ -74,8 +74,11 @@ def test_cross_validation_holds_out_each_example_once_and_picks_the_lowest_fold_
         # Each fold fit sees the other folds only, and is scored on its own fold (10 of the 30 points).
         assert fitted | held == every and not fitted & held and len(held) == 10, k
     assert set().union(*scored[:3]) == every  # every example is held out once per candidate
-    # A model without a knob is not cross-validated at all.
+    # A model without a knob is not cross-validated at all, nor is a grid of one value (nothing to choose).
     assert select_setting("deterministic", toy, "normal", x, y, steps=1, seed=0) == (None, {})
+    fits.clear()
+    monkeypatch.setitem(MODELS, BAYESIAN, ModelSpec(MODELS[BAYESIAN].build, "kl_weight", (0.3,)))
+    assert select_setting(BAYESIAN, toy, "normal", x, y, steps=1, seed=0) == (0.3, {}) and fits == []
 
 
 def test_bad_folds_and_settings_are_named():

@@ -77,10 +77,13 @@ def cross_validate(grid, fold_nll, n, folds, seed):
       n: training examples; folds: K in [2, n]; seed: seeds the fold permutation.
 
     Returns:
-      (chosen value, {value: mean NLL over all held-out rows, each row held out once}).
+      (chosen value, {value: mean NLL over all held-out rows, each row held out once}); a grid of one
+      value has nothing to choose: (that value, {}), and no fold is fitted.
     """
     if isinstance(folds, bool) or int(folds) != folds or not 2 <= int(folds) <= n:
         raise InputError(f"folds must be in [2, {n}], got {folds!r}")
+    if len(grid) == 1:
+        return grid[0], {}
     parts = np.array_split(seeds.rng(seed, "folds").permutation(n), int(folds))
     scores = {}
     for value in grid:

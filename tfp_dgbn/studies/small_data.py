@@ -97,7 +97,7 @@ def select_setting(name, toy, family, x, y, steps, seed, folds=3, num_samples=32
       (chosen value or None, {value: mean fold NLL in nats/example}).
     """
     spec = MODELS[name]
-    if spec.knob is None or len(spec.grid) < 2:
+    if spec.knob is None or not spec.grid:
         return spec.default, {}
 
     def fold_nll(value, fit, held, k):
