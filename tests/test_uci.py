@@ -58,11 +58,14 @@ def test_the_kl_grid_and_layers_options_reach_the_budget_and_bad_values_are_refu
     assert [(b.grid, b.layers) for b in seen] == [((3.0, 1.0, 0.1), 1), (uci.KL_GRID, 2)]
     assert main(base + ["--layers", "0"]) == 2
     assert "--layers must be >= 1, got 0" in capsys.readouterr().err
+    assert main(base + ["--cv-members", "3"]) == 0 and seen[-1].cv_members == 3
+    assert main(base + ["--cv-members", "0"]) == 2
+    assert "--cv-members must be >= 1, got 0" in capsys.readouterr().err
     assert main(base + ["--kl-grid", "1", "-0.5"]) == 2
     assert "kl_weight must be finite and >= 0, got -0.5" in capsys.readouterr().err
     assert main(base + ["--kl-grid", "1", "1"]) == 2
     assert "--kl-grid has a weight twice: [1.0, 1.0]" in capsys.readouterr().err
-    assert len(seen) == 2  # nothing ran for the refused grids
+    assert len(seen) == 3  # nothing ran for the refused values
 
 
 def test_splits_are_summarised_as_mean_and_standard_error():
@@ -193,6 +196,54 @@ def test_every_network_gets_at_least_the_protocols_epochs_and_the_budgets_layers
         # the Flipout net: the larger of the budget and 40 epochs; the deep ensemble: exactly 40 epochs;
         # every network, peers included, gets `layers` hidden layers of the protocol's width
         assert asked == [("flipout", flipout_steps, (4,) * layers)] + [("deterministic", 120, (4,) * layers)] * 2, asked
+
+
+def test_the_ensembles_weight_is_chosen_by_the_fold_mixtures_and_the_single_networks_by_its_own(monkeypatch):
+    import tfp_dgbn.studies.uci as uci
+
+    # Fold NLLs made up so the two criteria disagree: one network is best at weight 1, a mixture at 0.3.
+    nll = {False: {1.0: 1.0, 0.3: 2.0, 0.1: 3.0}, True: {1.0: 1.5, 0.3: 0.5, 0.1: 0.9}}
+    trained = []
+
+    def flipout(w, seed, rows=slice(None)):
+        trained.append((w, seed))
+        return ("net", w)
+
+    def log_predictive(model, x, y, num_samples):
+        mixture = isinstance(model, list)
+        w = model[0][1] if mixture else model[1]
+        assert not mixture or {m[1] for m in model} == {w}
+        return -np.full(len(y), nll[mixture][w]), None
+
+    monkeypatch.setattr(uci, "log_predictive", log_predictive)
+    x, y = np.zeros((20, 2)), np.zeros(20)
+    b = uci.Budget(grid=(1.0, 0.3, 0.1), folds=2, cv_members=3, seed=5)
+    single, mixture = uci._tempering(x, y, flipout, b, mixture=True)
+    assert single[0] == 1.0 and single[1] == pytest.approx(nll[False])
+    assert mixture[0] == 0.3 and mixture[1] == pytest.approx(nll[True])
+    # three networks per weight and fold; member 0 has the single-network CV's seed (b.seed + 1 + fold)
+    assert trained == [(w, 5 + 1 + k + 100 * m) for w in b.grid for k in range(2) for m in range(3)]
+    trained.clear()  # one member, or no ensemble method in the run: the CV it always was, one choice
+    assert uci._tempering(x, y, flipout, b, mixture=False) == (single, single)
+    assert trained == [(w, 5 + 1 + k) for w in b.grid for k in range(2)]
+
+
+def test_run_split_trains_the_ensembles_at_their_own_weight(tmp_path, monkeypatch):
+    import tfp_dgbn.studies.uci as uci
+
+    data = load_uci(str(_fake_dataset(tmp_path, n=60)))
+    weights, real = [], uci.train_mlp
+    monkeypatch.setattr(uci, "_tempering", lambda *args, **kw: ((1.0, {}), (0.3, {})))
+
+    def train(x, y, make_head, steps, seed, **kw):
+        weights.append(kw.get("kl_weight"))
+        return real(x, y, make_head, 2, seed, **kw)
+
+    monkeypatch.setattr(uci, "train_mlp", train)
+    out, _ = uci.run_split(*data.split(0), 4, uci.Budget(steps=2, members=2, num_samples=2),
+                           ("flipout-tempered", "bayesian-ensemble"))
+    assert out["flipout-tempered"]["kl_weight"] == 1.0 and out["bayesian-ensemble"]["kl_weight"] == 0.3
+    assert weights == [1.0, 0.3, 0.3]  # the tempered network, then the ensemble's two at its own weight
 
 
 @pytest.mark.slow

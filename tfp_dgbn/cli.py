@@ -209,6 +209,9 @@ def build_parser():
     uci.add_argument("--layers", type=int, default=1,
                      help="hidden layers of the protocol's width in every network, peers included (default 1: the "
                           "published protocol)")
+    uci.add_argument("--cv-members", type=int, default=1,
+                     help="networks per fold of the tempering CV; above 1 the ensembles' KL weight is chosen by "
+                          "their fold mixture's NLL (the model they are), not one network's (default 1)")
     uci.add_argument("--folds", type=int, default=2, help="K of the cross-validation choosing the KL weight")
     uci.add_argument("--kl-grid", type=float, nargs="+", default=None, metavar="W",
                      help="KL weights the cross-validation chooses from (default: 1 0.3 0.1 0.03 0.01; weights "
@@ -460,7 +463,7 @@ def _benchmark(args):
     from tfp_dgbn.validate import check_kl_weight
 
     t0 = time.time()
-    for name in ("steps", "batch_size", "layers", "members", "num_samples", "splits", "workers"):
+    for name in ("steps", "batch_size", "layers", "cv_members", "members", "num_samples", "splits", "workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -470,7 +473,8 @@ def _benchmark(args):
     if len(set(grid)) != len(grid):
         raise InputError(f"--kl-grid has a weight twice: {list(grid)}")
     budget = Budget(steps=args.steps, batch=args.batch_size, layers=args.layers, folds=args.folds,
-                    members=args.members, num_samples=args.num_samples, seed=args.seed, grid=grid)
+                    cv_members=args.cv_members, members=args.members, num_samples=args.num_samples,
+                    seed=args.seed, grid=grid)
     if args.replot:
         with open(os.path.join(args.out, "uci.json")) as f:
             print(write_uci_report(json.load(f), args.out, args.data, budget))

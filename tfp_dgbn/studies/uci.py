@@ -144,6 +144,8 @@ class Budget:
       learning_rate: Adam's initial rate;
       layers: hidden layers of the protocol's width in every network (the protocol: 1);
       folds: K of the tempering cross-validation; members: networks per ensemble;
+      cv_members: networks per fold in that cross-validation; above 1 the ensembles' KL weight is chosen
+        by the fold mixtures' NLL (the model they are), the single network's by the first of each fold's;
       num_samples: weight draws S of a stochastic predictive; seed: base seed.
     """
 
@@ -152,6 +154,7 @@ class Budget:
     learning_rate: float = 5e-3
     layers: int = 1
     folds: int = 2
+    cv_members: int = 1
     members: int = 5
     num_samples: int = 64
     seed: int = 0
@@ -201,27 +204,26 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
         # is rebuilt from its config for each model (a layer belongs to one model)
         head, bias = head_for_targets("normal", y[rows])
         return train_mlp(x[rows], y[rows], lambda: type(head).from_config(head.get_config()), steps, seed,
-                         batch=b.batch, learning_rate=b.learning_rate, hidden=(int(n_hidden),) * int(b.layers), output_bias=bias,
-                         **build)
+                         batch=b.batch, learning_rate=b.learning_rate, hidden=(int(n_hidden),) * int(b.layers),
+                         output_bias=bias, **build)
 
     def flipout(kl_weight, seed, rows=slice(None)):
         return net(seed, rows, kl_weight=kl_weight)
 
-    out, ensembles, tempered, ensemble = {}, {}, None, None
+    out, ensembles, tempered, ensemble, tempered_nets = {}, {}, None, None, {}
     for method in methods:
         t0 = time.time()
         extra = {}
         if method == "flipout":
             scores = _scores(log_predictive(flipout(1.0, b.seed), x_test, y_test, b.num_samples)[1], y_test)
         elif method in ("flipout-tempered",) + ENSEMBLES:
-            if tempered is None:  # the tempering CV runs once, for every method at the tempered weight
-                def fold_nll(w, fit, held, k):
-                    return -log_predictive(flipout(w, b.seed + 1 + k, fit), x[held], y[held], b.num_samples)[0]
-
-                weight, cv = cross_validate(b.grid, fold_nll, len(y), b.folds, b.seed)
-                tempered = (weight, cv, flipout(weight, b.seed))
-            weight, cv, model = tempered
+            if tempered is None:  # the tempering CV runs once, for every method at its tempered weight
+                tempered = _tempering(x, y, flipout, b, mixture=any(m in ENSEMBLES for m in methods))
+            weight, cv = tempered[0 if method == "flipout-tempered" else 1]
             extra = {"kl_weight": weight, "cv_nll": cv}
+            if weight not in tempered_nets:  # the tempered network, also the ensemble's first member
+                tempered_nets[weight] = flipout(weight, b.seed)
+            model = tempered_nets[weight]
             if method in ENSEMBLES:
                 if ensemble is None:  # trained once, for both ensemble methods
                     ensemble = ([model] + [flipout(weight, b.seed + 100 * k) for k in range(1, b.members)],
@@ -251,6 +253,28 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
         if progress:
             progress(method, out[method])
     return out, ensembles
+
+
+def _tempering(x, y, flipout, b, mixture):
+    """The tempering cross-validation of `Budget`: ((weight, {weight: fold NLL}) for one network, the same for
+    the ensembles). With ``b.cv_members`` > 1 and ``mixture``, each fold trains that many networks and the
+    ensembles' weight is chosen by their mixture's fold NLL; otherwise both are the single network's."""
+    members = int(b.cv_members) if mixture else 1
+    mixed = {}
+
+    def fold_nll(w, fit, held, k):
+        # member 0 is the single-network CV's own fold network (seed b.seed + 1 + k): both choices come
+        # from one set of fold fits, and with one member the CV is the one it always was
+        nets = [flipout(w, b.seed + 1 + k + 100 * m, fit) for m in range(members)]
+        if members > 1:
+            mixed[(w, k)] = -log_predictive(nets, x[held], y[held], b.num_samples)[0]
+        return -log_predictive(nets[0], x[held], y[held], b.num_samples)[0]
+
+    single = cross_validate(b.grid, fold_nll, len(y), b.folds, b.seed)
+    if not mixed:  # one member, or a grid of one weight (nothing fitted)
+        return single, single
+    cv = {w: float(np.concatenate([mixed[(w, k)] for k in range(int(b.folds))]).mean()) for w in b.grid}
+    return single, (min(cv, key=cv.get), cv)
 
 
 def _recalibrated(x, y, ensemble, weight, flipout, b):
@@ -509,7 +533,9 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
                   f"protocol's epochs where those are more (the deep ensemble: the protocol's epochs) of batch "
                   f"{b.batch} (learning rate {b.learning_rate:g}, cosine decay), inputs and target standardised "
                   f"on the training split; ensembles of {b.members}; "
-                  f"tempering by {b.folds}-fold CV over KL weights {', '.join(f'{w:g}' for w in b.grid)}; S = "
+                  f"tempering by {b.folds}-fold CV over KL weights {', '.join(f'{w:g}' for w in b.grid)}"
+                  + (f" (the ensembles' weight by the fold mixtures of {b.cv_members} networks)" if b.cv_members > 1
+                     else "") + f"; S = "
                   f"{b.num_samples} weight draws; the calibrated ensemble's tau (per split) fitted on "
                   f"{CALIBRATION_SHARE:.0%} of the training split held out from a second ensemble. Test log-likelihood (nats/example) and RMSE in the target's "
                   "original units, mean +- SE over splits; 90% interval coverage averaged over splits, +- its "
