@@ -228,6 +228,21 @@ def test_the_ensembles_weight_is_chosen_by_the_fold_mixtures_and_the_single_netw
     assert trained == [(w, 5 + 1 + k) for w in b.grid for k in range(2)]
 
 
+def test_the_report_names_the_layers_and_the_mixture_cv(tmp_path):
+    from tfp_dgbn.studies.uci import Budget, write_uci_report
+
+    def report(budget):
+        row = {"test_ll": -1.0, "test_ll_se": 0.1, "rmse": 1.0, "rmse_se": 0.1, "coverage90": 0.9, "seconds": 1.0,
+               "splits": 1, "per_split": [{}]}
+        return write_uci_report({"toy": {"flipout": row}}, str(tmp_path), str(tmp_path), budget, "cmd")
+
+    text = report(Budget(layers=2, cv_members=3, grid=(1.0, 0.3)))
+    assert "Every network: 2 hidden layers of the protocol's width (the protocol: one)," in text
+    assert "CV over KL weights 1, 0.3 (the ensembles' weight by the fold mixtures of 3 networks);" in text
+    text = report(Budget(grid=(1.0, 0.3)))
+    assert "Every network: one hidden layer of the protocol's width," in text and "CV over KL weights 1, 0.3;" in text
+
+
 def test_run_split_trains_the_ensembles_at_their_own_weight(tmp_path, monkeypatch):
     import tfp_dgbn.studies.uci as uci
 

@@ -504,8 +504,9 @@ def _goal_distance(r):
 
 
 def _layers(n):
-    """"one hidden layer" (the protocol), else "2 hidden layers (the protocol: one)"."""
-    return "one hidden layer" if n == 1 else f"{n} hidden layers (the protocol: one)"
+    """The report's words for ``n`` hidden layers, naming a departure from the protocol's one."""
+    return ("one hidden layer of the protocol's width" if n == 1
+            else f"{n} hidden layers of the protocol's width (the protocol: one)")
 
 
 def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.0):
@@ -529,7 +530,7 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
     else:
         header = [f"UCI regression benchmark, written by `{command}` in {seconds / 60:.1f} min on "
                   f"{os.cpu_count()} CPU core(s).", "",
-                  f"Every network: {_layers(b.layers)} of the protocol's width, {b.steps} Adam steps or the "
+                  f"Every network: {_layers(b.layers)}, {b.steps} Adam steps or the "
                   f"protocol's epochs where those are more (the deep ensemble: the protocol's epochs) of batch "
                   f"{b.batch} (learning rate {b.learning_rate:g}, cosine decay), inputs and target standardised "
                   f"on the training split; ensembles of {b.members}; "
