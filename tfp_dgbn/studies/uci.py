@@ -273,8 +273,8 @@ def _tempering(x, y, flipout, b, mixture):
     single = cross_validate(b.grid, fold_nll, len(y), b.folds, b.seed)
     if not mixed:  # one member, or a grid of one weight (nothing fitted)
         return single, single
-    cv = {w: float(np.concatenate([mixed[(w, k)] for k in range(int(b.folds))]).mean()) for w in b.grid}
-    return single, (min(cv, key=cv.get), cv)
+    # the same folds (seeded) again, now read from the mixtures' scores: no network is trained twice
+    return single, cross_validate(b.grid, lambda w, fit, held, k: mixed[(w, k)], len(y), b.folds, b.seed)
 
 
 def _recalibrated(x, y, ensemble, weight, flipout, b):
