@@ -243,6 +243,19 @@ def test_the_report_names_the_layers_and_the_mixture_cv(tmp_path):
     assert "Every network: one hidden layer of the protocol's width," in text and "CV over KL weights 1, 0.3;" in text
 
 
+def test_an_empty_result_is_refused_and_leaves_the_saved_report_as_it_was(tmp_path, capsys):
+    from tfp_dgbn.studies.uci import Budget, write_uci_report
+    from tfp_dgbn.validate import InputError
+
+    saved = tmp_path / "uci.json"
+    saved.write_text('{"toy": {}}')
+    with pytest.raises(InputError, match="no dataset results"):
+        write_uci_report({}, str(tmp_path), str(tmp_path), Budget(), "cmd")
+    assert saved.read_text() == '{"toy": {}}' and sorted(os.listdir(tmp_path)) == ["uci.json"]
+    assert main(["benchmark", "uci", "--data", str(tmp_path), "--out", str(tmp_path / "none"), "--replot"]) == 2
+    assert f"{tmp_path / 'none' / 'uci.json'} does not exist" in capsys.readouterr().err
+
+
 def test_run_split_trains_the_ensembles_at_their_own_weight(tmp_path, monkeypatch):
     import tfp_dgbn.studies.uci as uci
 

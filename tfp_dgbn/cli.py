@@ -476,7 +476,10 @@ def _benchmark(args):
                     cv_members=args.cv_members, members=args.members, num_samples=args.num_samples,
                     seed=args.seed, grid=grid)
     if args.replot:
-        with open(os.path.join(args.out, "uci.json")) as f:
+        saved = os.path.join(args.out, "uci.json")
+        if not os.path.exists(saved):
+            raise InputError(f"--replot re-renders a saved run, and {saved} does not exist")
+        with open(saved) as f:
             print(write_uci_report(json.load(f), args.out, args.data, budget))
         return
     command = "dgbn " + " ".join(args.argv)

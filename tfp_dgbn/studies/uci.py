@@ -512,9 +512,12 @@ def _layers(n):
 def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.0):
     """Write ``uci.json`` (dataset -> method -> metrics), ``uci.md`` (tables with the published numbers) and
     ``uci.png`` (`plot_uci`). ``command`` None: re-rendered from a saved ``uci.json``, the first line of
-    the existing ``uci.md`` (the run's command and time) is kept."""
+    the existing ``uci.md`` (the run's command and time) is kept. An empty ``result`` is refused
+    (`InputError`) before anything in ``out_dir`` is touched."""
     from tfp_dgbn.atomic import atomic_file
 
+    if not result:  # before any write: an empty result would replace a run's saved uci.json with {}
+        raise InputError(f"no dataset results to report in {out_dir!r}: the benchmark ran no dataset")
     os.makedirs(out_dir, exist_ok=True)
     _add_test_counts(result, data_dir)
     with atomic_file(os.path.join(out_dir, "uci.json"), "w") as f:
