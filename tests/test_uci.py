@@ -282,14 +282,21 @@ def test_datasets_in_worker_processes_give_the_same_results(tmp_path):
     _fake_dataset(data_dir, "a_small", n=60, seed=1)
     _fake_dataset(data_dir, "b_large", n=150, seed=2)  # the larger data.txt: handed out first
     seen = []
-    kwargs = dict(splits=1, methods=("flipout", "mc-dropout"), budget=Budget(steps=40, num_samples=4),
+    # two splits each: the jobs are (dataset, split), so one dataset's splits run in both processes
+    kwargs = dict(splits=2, methods=("flipout", "mc-dropout"), budget=Budget(steps=40, num_samples=4),
                   progress=False)
     apart = uci_benchmark(str(data_dir), workers=2, on_dataset=lambda r: seen.append(list(r)), **kwargs)
     together = uci_benchmark(str(data_dir), workers=1, **kwargs)
     assert list(apart) == list(together) == ["a_small", "b_large"]  # the datasets' order, not the finishing order
-    assert sorted(map(len, seen)) == [1, 2] and seen[-1] == ["a_small", "b_large"]
+    assert sorted(map(len, seen)) == [1, 2] and seen[-1] == ["a_small", "b_large"]  # once per finished dataset
     for name in together:
         for method in kwargs["methods"]:
-            assert apart[name][method]["test_ll"] == pytest.approx(together[name][method]["test_ll"], abs=1e-5)
+            assert apart[name][method]["splits"] == 2
+            # per split, in split order, whichever process ran it
+            assert [r["test_ll"] for r in apart[name][method]["per_split"]] == pytest.approx(
+                [r["test_ll"] for r in together[name][method]["per_split"]], abs=1e-5)
+    (data_dir / "a_small" / "n_splits.txt").write_text("0\n")
+    with pytest.raises(ValueError, match="no split to run"):
+        uci_benchmark(str(data_dir), workers=2, **kwargs)
     with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
         uci_benchmark(str(data_dir), workers=0, **kwargs)

@@ -220,7 +220,8 @@ def build_parser():
     uci.add_argument("--num-samples", type=int, default=64, help="weight draws S of a stochastic predictive")
     uci.add_argument("--seed", type=int, default=0)
     uci.add_argument("--workers", type=int, default=1,
-                     help="datasets run in this many processes at once (default 1; about one core each)")
+                     help="splits (of every dataset) run in this many processes at once, largest dataset first "
+                          "(default 1; about one core each)")
     uci.add_argument("--out", default=os.path.join("runs", "uci"), help="uci.json, uci.md, uci.png and the "
                                                                          "exported Bayesian ensembles go here")
     uci.add_argument("--replot", action="store_true",

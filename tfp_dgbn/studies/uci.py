@@ -303,10 +303,10 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
       methods: subset of `METHODS`; budget: a `Budget`.
       export_dir: if given, split 0's Bayesian ensembles of each dataset are exported there as
         ``<dataset>/`` and ``<dataset>-calibrated/`` (`export_name`; one SavedModel serving the mixture each).
-      progress: a tqdm bar per dataset over its splits.
+      progress: a tqdm bar per dataset and split, over its methods.
       on_dataset: callable(results so far), called after each dataset (a long run's partial report).
-      workers: datasets run in this many processes at once (largest first), e.g. one per core. The
-        results do not depend on it (each network is seeded by its split and member).
+      workers: splits (of every dataset) run in this many processes at once (largest dataset first), e.g.
+        one per core. The results do not depend on it (each network is seeded by its split and member).
 
     Returns:
       {dataset: {method: {test_ll, test_ll_se, rmse, rmse_se, coverage90, splits, seconds, per_split}}},
@@ -319,26 +319,34 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise InputError(f"workers must be a positive integer, got {workers!r}")
     folders = find_datasets(data_dir, datasets)
-    done = {}
+    counts = {f: _split_count(f, splits) for f in folders}
+    methods = tuple(methods)
+    per_split, done = {f: {} for f in folders}, {}
 
-    def finished(name, summary):
-        done[name] = summary
-        if on_dataset:
-            on_dataset(_in_order(done, folders))
+    def finished(folder, s, split_result):
+        per_split[folder][s] = split_result
+        if len(per_split[folder]) == counts[folder]:  # the dataset's last split: summarise it, in split order
+            rows = [per_split[folder][k] for k in range(counts[folder])]
+            done[os.path.basename(os.path.normpath(folder))] = {m: _summarise([r[m] for r in rows]) for m in methods}
+            if on_dataset:
+                on_dataset(_in_order(done, folders))
 
-    jobs = [(folder, splits, tuple(methods), budget, export_dir, progress) for folder in folders]
-    if int(workers) == 1 or len(folders) == 1:
+    # one job per (dataset, split): a large table's splits share the workers too (protein's 3 splits took
+    # one process the whole run when the job was the dataset)
+    jobs = [(folder, s, counts[folder], methods, budget, export_dir, progress) for folder in folders
+            for s in range(counts[folder])]
+    if int(workers) == 1 or len(jobs) == 1:
         for job in jobs:
-            finished(*_run_dataset(*job, position=0))
+            finished(*_run_split_job(*job, position=0))
         return _in_order(done, folders)
     import concurrent.futures
     import multiprocessing
 
     # largest tables first, so that the longest dataset does not start last; spawn: a forked child
     # would inherit TensorFlow's threads
-    jobs.sort(key=lambda job: -os.path.getsize(os.path.join(job[0], "data.txt")))
+    jobs.sort(key=lambda job: (-os.path.getsize(os.path.join(job[0], "data.txt")), job[0], job[1]))
     with concurrent.futures.ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_run_dataset, *job, position=k % int(workers)) for k, job in enumerate(jobs)]
+        futures = [pool.submit(_run_split_job, *job, position=k % int(workers)) for k, job in enumerate(jobs)]
         for future in concurrent.futures.as_completed(futures):
             finished(*future.result())
     return _in_order(done, folders)
@@ -349,31 +357,36 @@ def _in_order(done, folders):
     return {n: done[n] for n in names if n in done}
 
 
-def _run_dataset(folder, splits, methods, budget, export_dir, progress, position):
-    """One dataset's splits (`uci_benchmark`); returns (name, {method: summary})."""
+def _split_count(folder, splits):
+    """How many splits of ``folder`` the benchmark runs: its ``n_splits.txt``, or the first ``splits`` of them."""
+    have = int(_read_ints(os.path.join(folder, "n_splits.txt"))[0])
+    k = have if splits is None else min(int(splits), have)
+    if k < 1:
+        raise InputError(f"{folder!r}: no split to run (n_splits.txt says {have}, splits asked {splits!r})")
+    return k
+
+
+def _run_split_job(folder, s, k, methods, budget, export_dir, progress, position):
+    """Split ``s`` (of the ``k`` run) of one dataset (`uci_benchmark`); returns (folder, s, {method: row}).
+    Split 0's ensembles are exported to ``export_dir``."""
     from tqdm.auto import tqdm
 
     data = load_uci(folder)
-    k = len(data.splits) if splits is None else min(int(splits), len(data.splits))
-    rows = {m: [] for m in methods}
-    with tqdm(total=k * len(methods), desc=data.name, unit="fit", disable=not progress, position=position) as bar:
-        for s in range(k):
-            def step(method, row, s=s):
-                bar.set_postfix_str(f"split {s + 1}/{k} {method} ll {row['test_ll']:.2f}")
-                bar.update(1)
+    with tqdm(total=len(methods), desc=f"{data.name} split {s + 1}/{k}", unit="fit", disable=not progress,
+              position=position) as bar:
+        def step(method, row):
+            bar.set_postfix_str(f"{method} ll {row['test_ll']:.2f}")
+            bar.update(1)
 
-            split_result, ensembles = run_split(*data.split(s), data.n_hidden, budget, methods, step,
-                                                data.n_epochs)
-            for m, row in split_result.items():
-                rows[m].append(row)
-            if export_dir and s == 0:
-                from tfp_dgbn.export import export_predictive
+        split_result, ensembles = run_split(*data.split(s), data.n_hidden, budget, methods, step, data.n_epochs)
+    if export_dir and s == 0:
+        from tfp_dgbn.export import export_predictive
 
-                for method, model in ensembles.items():
-                    export_predictive(model, os.path.join(export_dir, export_name(data.name, method)),
-                                      {"task": "uci", "dataset": data.name, "split": 0, "method": method,
-                                       "feature_names": [f"x{i}" for i in range(data.x.shape[1])]})
-    return data.name, {m: _summarise(r) for m, r in rows.items()}
+        for method, model in ensembles.items():
+            export_predictive(model, os.path.join(export_dir, export_name(data.name, method)),
+                              {"task": "uci", "dataset": data.name, "split": 0, "method": method,
+                               "feature_names": [f"x{i}" for i in range(data.x.shape[1])]})
+    return folder, s, split_result
 
 
 def export_name(dataset, method):
