@@ -241,6 +241,24 @@ def test_the_report_names_the_layers_and_the_mixture_cv(tmp_path):
     assert "CV over KL weights 1, 0.3 (the ensembles' weight by the fold mixtures of 3 networks);" in text
     text = report(Budget(grid=(1.0, 0.3)))
     assert "Every network: one hidden layer of the protocol's width," in text and "CV over KL weights 1, 0.3;" in text
+    # the summary: per dataset the best Bayesian method beside the best peer (none ran here)
+    assert "| toy | flipout | -1.000 +- 0.100 | 0.900 | - | - |" in text
+
+
+def test_the_summary_puts_the_best_bayesian_method_beside_the_best_peer(tmp_path):
+    from tfp_dgbn.studies.uci import Budget, write_uci_report
+
+    def row(ll):
+        return {"test_ll": ll, "test_ll_se": 0.01, "rmse": 1.0, "rmse_se": 0.1, "coverage90": 0.9, "seconds": 1.0,
+                "splits": 1, "per_split": [{}]}
+
+    result = {"a": {"flipout": row(-2.0), "bayesian-ensemble": row(-1.5), "mc-dropout": row(-1.7), "ngboost": row(-1.2)},
+              "b": {"flipout": row(0.5), "deep-ensemble": row(0.4)}}
+    text = write_uci_report(result, str(tmp_path), str(tmp_path), Budget(), "cmd")
+    summary = text.split("## Summary", 1)[1]
+    assert "| a | bayesian-ensemble | -1.500 +- 0.010 | 0.900 | ngboost | -1.200 +- 0.010 |" in summary
+    assert "| b | flipout | 0.500 +- 0.010 | 0.900 | deep-ensemble | 0.400 +- 0.010 |" in summary
+    assert "beats every peer: 1 of 2." in summary
 
 
 def test_an_empty_result_is_refused_and_leaves_the_saved_report_as_it_was(tmp_path, capsys):

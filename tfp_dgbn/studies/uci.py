@@ -591,7 +591,16 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
                                                                         else "not more than one SE below."))
         lines.append("")
     wins = sum(j["beats_every_peer"] for j in judged.values())
-    lines += [f"Datasets where the best Bayesian method beats every peer: {wins} of {len(judged)}.", ""]
+    lines += ["## Summary", "", "| dataset | best Bayesian method | test LL | 90% coverage | best peer | its test LL |",
+              "|---|---|---|---|---|---|"]
+    for name, j in judged.items():
+        methods, best = result[name], result[name][j["best_bayesian"]]
+        peers = [m for m in PEERS if m in methods]
+        peer = max(peers, key=lambda m: methods[m]["test_ll"]) if peers else None
+        lines.append(f"| {name} | {j['best_bayesian']} | {best['test_ll']:.3f} +- {best['test_ll_se']:.3f} | "
+                     f"{_coverage(best)} | {peer or '-'} | "
+                     + (f"{methods[peer]['test_ll']:.3f} +- {methods[peer]['test_ll_se']:.3f} |" if peer else "- |"))
+    lines += ["", f"Datasets where the best Bayesian method beats every peer: {wins} of {len(judged)}.", ""]
     with atomic_file(md, "w") as f:
         f.write("\n".join(lines))
     from tfp_dgbn.plots.figures import save_figure
