@@ -116,8 +116,11 @@ def test_published_numbers_and_verdict(tmp_path):
     result = {"a": {"flipout": {"test_ll": -1.0}, "flipout-tempered": {"test_ll": -0.9},
                     "mc-dropout": {"test_ll": -0.95}, "ngboost": {"test_ll": -2.0}},
               "b": {"flipout": {"test_ll": -1.0}, "deep-ensemble": {"test_ll": -0.5}}}
-    assert verdict(result) == {"a": {"best_bayesian": "flipout-tempered", "beats_every_peer": True},
-                               "b": {"best_bayesian": "flipout", "beats_every_peer": False}}
+    result["c"] = {"flipout": {"test_ll": 0.0}}  # no peer ran: nothing to beat
+    assert verdict(result) == {
+        "a": {"best_bayesian": "flipout-tempered", "best_peer": "mc-dropout", "beats_every_peer": True},
+        "b": {"best_bayesian": "flipout", "best_peer": "deep-ensemble", "beats_every_peer": False},
+        "c": {"best_bayesian": "flipout", "best_peer": None, "beats_every_peer": True}}
 
 
 @pytest.mark.slow

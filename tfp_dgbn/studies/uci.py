@@ -470,7 +470,8 @@ def published_numbers(data_dir):
 
 
 def verdict(result):
-    """Per dataset: the best Bayesian method, and whether its mean test LL beats every peer run beside it."""
+    """Per dataset: the best Bayesian method, the best peer run beside it (None without one), and whether
+    the first's mean test LL beats every peer's."""
     out = {}
     for name, methods in result.items():
         bayes = [m for m in BAYESIAN if m in methods]
@@ -478,8 +479,8 @@ def verdict(result):
         if not bayes:
             continue
         best = max(bayes, key=lambda m: methods[m]["test_ll"])
-        out[name] = {"best_bayesian": best, "beats_every_peer": all(
-            methods[best]["test_ll"] > methods[p]["test_ll"] for p in peers)}
+        out[name] = {"best_bayesian": best, "best_peer": max(peers, key=lambda m: methods[m]["test_ll"], default=None),
+                     "beats_every_peer": all(methods[best]["test_ll"] > methods[p]["test_ll"] for p in peers)}
     return out
 
 
@@ -597,9 +598,7 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
     lines += ["## Summary", "", "| dataset | best Bayesian method | test LL | 90% coverage | best peer | its test LL |",
               "|---|---|---|---|---|---|"]
     for name, j in judged.items():
-        methods, best = result[name], result[name][j["best_bayesian"]]
-        peers = [m for m in PEERS if m in methods]
-        peer = max(peers, key=lambda m: methods[m]["test_ll"]) if peers else None
+        methods, best, peer = result[name], result[name][j["best_bayesian"]], j["best_peer"]
         lines.append(f"| {name} | {j['best_bayesian']} | {best['test_ll']:.3f} +- {best['test_ll_se']:.3f} | "
                      f"{_coverage(best)} | {peer or '-'} | "
                      + (f"{methods[peer]['test_ll']:.3f} +- {methods[peer]['test_ll_se']:.3f} |" if peer else "- |"))
