@@ -91,9 +91,14 @@ def _read_ints(path):
         raise InputError(f"cannot read integers from {path!r}: {e}") from None
 
 
+def _dataset_name(folder):
+    """A dataset's name: its folder's (a trailing slash allowed)."""
+    return os.path.basename(os.path.normpath(folder))
+
+
 def load_uci(folder):
     """Read one dataset folder (module docstring); ValueError names the file and what is wrong."""
-    name = os.path.basename(os.path.normpath(folder))
+    name = _dataset_name(folder)
     path = os.path.join(folder, "data.txt")
     if not os.path.exists(path):
         raise InputError(f"{folder!r} has no data.txt (a UCI dataset folder needs data.txt, index_features.txt, "
@@ -327,7 +332,7 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
         per_split[folder][s] = split_result
         if len(per_split[folder]) == counts[folder]:  # the dataset's last split: summarise it, in split order
             rows = [per_split[folder][k] for k in range(counts[folder])]
-            done[os.path.basename(os.path.normpath(folder))] = {m: _summarise([r[m] for r in rows]) for m in methods}
+            done[_dataset_name(folder)] = {m: _summarise([r[m] for r in rows]) for m in methods}
             if on_dataset:
                 on_dataset(_in_order(done, folders))
 
@@ -356,7 +361,7 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
 
 
 def _in_order(done, folders):
-    names = [os.path.basename(os.path.normpath(f)) for f in folders]
+    names = [_dataset_name(f) for f in folders]
     return {n: done[n] for n in names if n in done}
 
 
