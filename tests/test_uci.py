@@ -321,3 +321,47 @@ def test_datasets_in_worker_processes_give_the_same_results(tmp_path):
         uci_benchmark(str(data_dir), workers=2, **kwargs)
     with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
         uci_benchmark(str(data_dir), workers=0, **kwargs)
+
+
+def test_first_split_runs_later_splits_names_them_and_counts_their_test_rows(tmp_path, monkeypatch, capsys):
+    """``--first-split 3 --splits 2`` runs splits 3 and 4 (rows no choice made on splits 0-2 saw): each row
+    comes from its own split's test rows, names its split, and the report says which splits it holds."""
+    import tfp_dgbn.studies.uci as uci
+
+    data_dir = tmp_path / "uci"
+    folder = _fake_dataset(data_dir, splits=5)
+    # uneven test sizes, so that a split's test count tells which split a row was scored on
+    for k in range(5):
+        idx = np.loadtxt(folder / f"index_test_{k}.txt", dtype=int)
+        np.savetxt(folder / f"index_test_{k}.txt", idx[: 5 + k], fmt="%d")
+    # the scored rows' mean target stands in for a method's test LL: it identifies the split scored
+    monkeypatch.setattr(uci, "run_split", lambda x, y, x_test, y_test, *a, **kw: (
+        {m: {"test_ll": float(y_test.mean()), "rmse": 1.0, "coverage90": 0.9, "n_test": len(y_test), "seconds": 0.0}
+         for m in ("flipout", "mc-dropout")}, {}))
+    data = load_uci(str(folder))
+    result = uci.uci_benchmark(str(data_dir), splits=2, first_split=3, methods=("flipout", "mc-dropout"),
+                               progress=False)
+    rows = result["toy"]["flipout"]["per_split"]
+    assert [r["split"] for r in rows] == [3, 4] and result["toy"]["flipout"]["splits"] == 2
+    assert [r["test_ll"] for r in rows] == pytest.approx([data.split(k)[3].mean() for k in (3, 4)])
+    assert uci.uci_benchmark(str(data_dir), first_split=3, methods=("flipout",), progress=False)[
+        "toy"]["flipout"]["splits"] == 2  # without --splits: the rest of them
+    for bad, message in ((5, "no split to run"), (-1, "first_split must be a split index >= 0, got -1")):
+        with pytest.raises(ValueError, match=message):
+            uci.uci_benchmark(str(data_dir), first_split=bad, methods=("flipout",), progress=False)
+    # the report names the splits; test counts filled in later are each row's own split's (8 and 9 rows)
+    for r in rows:
+        del r["n_test"]
+    del result["toy"]["flipout"]["coverage90_se"]  # as a result written before test counts were recorded
+    text = uci.write_uci_report(result, str(tmp_path / "out"), str(data_dir), uci.Budget())
+    assert "## toy (2 splits: 3, 4)" in text and [r["n_test"] for r in rows] == [8, 9]
+    assert "## toy (2 splits)" in uci.write_uci_report({"toy": {"flipout": dict(
+        result["toy"]["flipout"], per_split=[dict(r, split=k) for k, r in enumerate(rows)])}},
+        str(tmp_path / "out0"), str(data_dir), uci.Budget())  # the first K splits: not listed
+    seen = []
+    monkeypatch.setattr(uci, "uci_benchmark", lambda *args, **kwargs: seen.append(kwargs["first_split"]) or {})
+    monkeypatch.setattr(uci, "write_uci_report", lambda *args, **kwargs: "")
+    base = ["benchmark", "uci", "--data", str(data_dir), "--out", str(tmp_path / "cli")]
+    assert main(base + ["--first-split", "3"]) == 0 and seen == [3]
+    assert main(base + ["--first-split", "-1"]) == 2 and seen == [3]
+    assert "--first-split must be >= 0, got -1" in capsys.readouterr().err

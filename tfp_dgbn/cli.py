@@ -15,7 +15,7 @@
   dgbn notebooks [--small]  (execute notebooks/ top to bottom; outputs in runs/notebooks/)
   dgbn small-data [--task toy-gaussian] [--sizes 50 200 1000 5000] [--folds 3]   (Bayesian vs deterministic vs MC dropout)
   dgbn hmc-reference [--chains 4] [--burnin 5000] [--samples 5000]   (HMC posterior vs variational)
-  dgbn benchmark uci --data ../shared/data/uci [--datasets concrete energy] [--splits K] [--workers N] [--out DIR]
+  dgbn benchmark uci --data ../shared/data/uci [--datasets concrete energy] [--splits K] [--first-split S] [--workers N] [--out DIR]
   dgbn schedules            (list KL schedules and their parameters)
 
 A user error (bad value, missing file) prints one line and exits with code 2; a
@@ -200,7 +200,9 @@ def build_parser():
                                        "ensemble, NGBoost on the standard splits (test LL, RMSE, 90%% coverage)")
     uci.add_argument("--data", required=True, help="folder of UCI dataset folders (e.g. ../shared/data/uci)")
     uci.add_argument("--datasets", nargs="+", default=None, help="dataset folder names (default: all)")
-    uci.add_argument("--splits", type=int, default=None, help="the first K standard splits (default: all)")
+    uci.add_argument("--splits", type=int, default=None, help="K standard splits (default: all)")
+    uci.add_argument("--first-split", type=int, default=0, metavar="S",
+                     help="run the splits from S on (default 0), e.g. --first-split 3 --splits 3 for splits 3-5")
     uci.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                      help="subset of: flipout flipout-tempered bayesian-ensemble bayesian-ensemble-calibrated "
                           "mc-dropout deep-ensemble ngboost (default: all)")
@@ -468,6 +470,8 @@ def _benchmark(args):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.first_split < 0:
+        raise InputError(f"--first-split must be >= 0, got {args.first_split}")
     if args.folds < 2:
         raise InputError(f"--folds must be >= 2 (cross-validation), got {args.folds}")
     grid = KL_GRID if args.kl_grid is None else tuple(check_kl_weight(w) for w in args.kl_grid)
@@ -489,7 +493,8 @@ def _benchmark(args):
         return write_uci_report(partial, args.out, args.data, budget, command, time.time() - t0)
 
     result = uci_benchmark(args.data, args.datasets, args.splits, tuple(args.methods or METHODS), budget,
-                           export_dir=os.path.join(args.out, "models"), on_dataset=report, workers=args.workers)
+                           export_dir=os.path.join(args.out, "models"), on_dataset=report, workers=args.workers,
+                           first_split=args.first_split)
     print(report(result))
     print(f"wrote {os.path.join(args.out, 'uci.json')}, uci.md and uci.png; Bayesian ensembles in "
           f"{os.path.join(args.out, 'models')}")

@@ -299,14 +299,16 @@ def _recalibrated(x, y, ensemble, weight, flipout, b):
 
 
 def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=None, export_dir=None,
-                  progress=True, on_dataset=None, workers=1):
+                  progress=True, on_dataset=None, workers=1, first_split=0):
     """Run `run_split` over the splits of every dataset; returns {dataset: {method: summary}}.
 
     Args:
       data_dir: folder of dataset folders; datasets: names to run (default all).
-      splits: the first K splits of each dataset (default: all of them).
+      splits: K splits of each dataset, from ``first_split`` on (default: all of them from there).
+      first_split: the index of the first split run (default 0), e.g. 3 with ``splits=3`` for splits 3-5:
+        rows that no choice made on splits 0-2 has seen.
       methods: subset of `METHODS`; budget: a `Budget`.
-      export_dir: if given, split 0's Bayesian ensembles of each dataset are exported there as
+      export_dir: if given, the first split's Bayesian ensembles of each dataset are exported there as
         ``<dataset>/`` and ``<dataset>-calibrated/`` (`export_name`; one SavedModel serving the mixture each).
       progress: a tqdm bar per dataset and split, over its methods.
       on_dataset: callable(results so far), called after each dataset (a long run's partial report).
@@ -315,7 +317,7 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
 
     Returns:
       {dataset: {method: {test_ll, test_ll_se, rmse, rmse_se, coverage90, splits, seconds, per_split}}},
-      in the datasets' order; the means and standard errors are over splits (``*_se`` is 0 with one split).
+      in the datasets' order (each ``per_split`` row names its ``split``); the means and standard errors are over splits (``*_se`` is 0 with one split).
     """
     budget = budget or Budget()
     unknown = sorted(set(methods) - set(METHODS))
@@ -324,22 +326,25 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise InputError(f"workers must be a positive integer, got {workers!r}")
     folders = find_datasets(data_dir, datasets)
-    counts = {f: _split_count(f, splits) for f in folders}
+    if isinstance(first_split, bool) or int(first_split) != first_split or first_split < 0:
+        raise InputError(f"first_split must be a split index >= 0, got {first_split!r}")
+    first_split = int(first_split)
+    counts = {f: _split_count(f, splits, first_split) for f in folders}
     methods = tuple(methods)
     per_split, done = {f: {} for f in folders}, {}
 
     def finished(folder, s, split_result):
         per_split[folder][s] = split_result
         if len(per_split[folder]) == counts[folder]:  # the dataset's last split: summarise it, in split order
-            rows = [per_split[folder][k] for k in range(counts[folder])]
+            rows = [per_split[folder][k] for k in sorted(per_split[folder])]
             done[_dataset_name(folder)] = {m: _summarise([r[m] for r in rows]) for m in methods}
             if on_dataset:
                 on_dataset(_in_order(done, folders))
 
     # one job per (dataset, split): a large table's splits share the workers too (protein's 3 splits took
     # one process the whole run when the job was the dataset)
-    jobs = [(folder, s, counts[folder], methods, budget, export_dir, progress) for folder in folders
-            for s in range(counts[folder])]
+    jobs = [(folder, s, counts[folder], methods, budget, export_dir, progress, first_split) for folder in folders
+            for s in range(first_split, first_split + counts[folder])]
     if int(workers) == 1 or len(jobs) == 1:
         for job in jobs:
             finished(*_run_split_job(*job, position=0))
@@ -365,40 +370,45 @@ def _in_order(done, folders):
     return {n: done[n] for n in names if n in done}
 
 
-def _split_count(folder, splits):
-    """How many splits of ``folder`` the benchmark runs: its ``n_splits.txt``, or the first ``splits`` of them."""
+def _split_count(folder, splits, first=0):
+    """How many splits of ``folder`` the benchmark runs from split ``first`` on: the rest of its
+    ``n_splits.txt``, or ``splits`` of them."""
     have = int(_read_ints(os.path.join(folder, "n_splits.txt"))[0])
-    k = have if splits is None else min(int(splits), have)
+    k = have - first if splits is None else min(int(splits), have - first)
     if k < 1:
-        raise InputError(f"{folder!r}: no split to run (n_splits.txt says {have}, splits asked {splits!r})")
+        raise InputError(f"{folder!r}: no split to run (n_splits.txt says {have}, splits asked {splits!r} "
+                         f"from split {first})")
     return k
 
 
-def _run_split_job(folder, s, k, methods, budget, export_dir, progress, position):
-    """Split ``s`` (of the ``k`` run) of one dataset (`uci_benchmark`); returns (folder, s, {method: row}).
-    Split 0's ensembles are exported to ``export_dir``."""
+def _run_split_job(folder, s, k, methods, budget, export_dir, progress, first, position):
+    """Split ``s`` (of the ``k`` run from split ``first``) of one dataset (`uci_benchmark`); returns
+    (folder, s, {method: row}), each row naming its ``split``. The first split's ensembles are exported to
+    ``export_dir``."""
     from tqdm.auto import tqdm
 
     data = load_uci(folder)
-    with tqdm(total=len(methods), desc=f"{data.name} split {s + 1}/{k}", unit="fit", disable=not progress,
+    with tqdm(total=len(methods), desc=f"{data.name} split {s} ({s - first + 1}/{k})", unit="fit", disable=not progress,
               position=position) as bar:
         def step(method, row):
             bar.set_postfix_str(f"{method} ll {row['test_ll']:.2f}")
             bar.update(1)
 
         split_result, ensembles = run_split(*data.split(s), data.n_hidden, budget, methods, step, data.n_epochs)
-    if export_dir and s == 0:
+    for row in split_result.values():
+        row["split"] = s
+    if export_dir and s == first:
         from tfp_dgbn.export import export_predictive
 
         for method, model in ensembles.items():
             export_predictive(model, os.path.join(export_dir, export_name(data.name, method)),
-                              {"task": "uci", "dataset": data.name, "split": 0, "method": method,
+                              {"task": "uci", "dataset": data.name, "split": s, "method": method,
                                "feature_names": [f"x{i}" for i in range(data.x.shape[1])]})
     return folder, s, split_result
 
 
 def export_name(dataset, method):
-    """The folder of split 0's exported ensemble under ``--out``'s models: ``<dataset>`` for the Bayesian
+    """The folder of the first split's exported ensemble under ``--out``'s models: ``<dataset>`` for the Bayesian
     ensemble, ``<dataset>-calibrated`` for its recalibration."""
     return dataset if method == "bayesian-ensemble" else f"{dataset}-calibrated"
 
@@ -425,14 +435,16 @@ def coverage_se(rows):
 
 def _add_test_counts(result, data_dir):
     """Fill ``n_test`` (and ``coverage90_se``) into a result written before they were recorded, from the data
-    folder's split files (the rows are its first splits, in order); datasets not found there are left as they are."""
+    folder's split files (a row without its ``split`` is the row's place: results written before rows named
+    their split ran the first splits, in order); datasets not found there are left as they are."""
     for name, methods in result.items():
         folder = os.path.join(data_dir, name)
         for r in methods.values():
             if "coverage90_se" in r or not os.path.isdir(folder):
                 continue
             for s, row in enumerate(r["per_split"]):
-                row.setdefault("n_test", len(_read_ints(os.path.join(folder, f"index_test_{s}.txt"))))
+                split = row.get("split", s)
+                row.setdefault("n_test", len(_read_ints(os.path.join(folder, f"index_test_{split}.txt"))))
             r["coverage90_se"] = coverage_se(r["per_split"])
 
 
@@ -568,8 +580,11 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
                   "binomial SE over the test rows."]
     lines = header + [""]
     for name, methods in result.items():
-        k = next(iter(methods.values()))["splits"]
-        lines += [f"## {name} ({k} split{'s' * (k > 1)})", "",
+        first = next(iter(methods.values()))
+        k, ids = first["splits"], [row.get("split", s) for s, row in enumerate(first["per_split"])]
+        # splits other than the first K are named: a check on rows no earlier choice saw reads as one
+        named = "" if ids == list(range(k)) else f": {', '.join(map(str, ids))}"
+        lines += [f"## {name} ({k} split{'s' * (k > 1)}{named})", "",
                   "| method | test LL | RMSE | 90% coverage | seconds | KL weight (CV) | tau (held out) |",
                   "|---|---|---|---|---|---|---|"]
         for m, r in methods.items():
