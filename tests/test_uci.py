@@ -365,3 +365,55 @@ def test_first_split_runs_later_splits_names_them_and_counts_their_test_rows(tmp
     assert main(base + ["--first-split", "3"]) == 0 and seen == [3]
     assert main(base + ["--first-split", "-1"]) == 2 and seen == [3]
     assert "--first-split must be >= 0, got -1" in capsys.readouterr().err
+
+
+def _stand_in(splits, methods=("flipout", "mc-dropout"), name=False):
+    """A result as `uci_benchmark` writes it, one row per split with test LL -split (mc-dropout -split - 1)."""
+    from tfp_dgbn.studies.uci import _summarise
+
+    return {"toy": {m: _summarise([dict({"split": s} if name else {}, test_ll=-s - (m == "mc-dropout"), rmse=1.0,
+                                        coverage90=0.9, n_test=12, seconds=1.0) for s in splits]) for m in methods}}
+
+
+def test_merge_pools_a_datasets_splits_across_runs_and_refuses_what_is_not_side_by_side(tmp_path, capsys):
+    """``--merge`` of a run on splits 0-1 (rows written before they named their split) and a
+    ``--first-split 2`` run: one dataset of four splits, summarised again over all four; both commands in
+    the header, their shared recipe once."""
+    import tfp_dgbn.studies.uci as uci
+
+    data_dir = tmp_path / "uci"
+    _fake_dataset(data_dir, splits=4)
+    runs = {"a": _stand_in([0, 1]), "b": _stand_in([2, 3], name=True)}
+    for run, result in runs.items():
+        uci.write_uci_report(result, str(tmp_path / run), str(data_dir), uci.Budget(), command=f"dgbn run {run}")
+    out = tmp_path / "merged"
+    assert main(["benchmark", "uci", "--data", str(data_dir), "--merge", str(tmp_path / "a"), str(tmp_path / "b"),
+                 "--out", str(out)]) == 0
+    merged = json.loads((out / "uci.json").read_text())["toy"]
+    flip = merged["flipout"]
+    assert flip["splits"] == 4 and [r["split"] for r in flip["per_split"]] == [0, 1, 2, 3]
+    assert flip["test_ll"] == pytest.approx(-1.5) and flip["test_ll_se"] == pytest.approx(np.std([0, 1, 2, 3], ddof=1) / 2)
+    assert merged["mc-dropout"]["test_ll"] == pytest.approx(-2.5)
+    text = (out / "uci.md").read_text()
+    assert "`dgbn run a`" in text and "`dgbn run b`" in text and "## toy (4 splits)" in text
+    assert text.count("Every network:") == 1  # the runs share their recipe: stated once
+    # the same split twice, or methods on different splits, are refused before anything is written
+    before = (out / "uci.json").read_text()
+    uci.write_uci_report(_stand_in([1], name=True), str(tmp_path / "c"), str(data_dir), uci.Budget(), command="c")
+    uci.write_uci_report(_stand_in([2], ("ngboost",), name=True), str(tmp_path / "d"), str(data_dir),
+                         uci.Budget(layers=2), command="d")
+    for extra, message in (("c", "toy flipout split 1 is in both .*a and .*c"),
+                           ("d", r"toy: its methods ran on different splits.*ngboost \[2\]")):
+        assert main(["benchmark", "uci", "--data", str(data_dir), "--merge", str(tmp_path / "a"),
+                     str(tmp_path / extra), "--out", str(out)]) == 2
+        assert re.search(message, capsys.readouterr().err)
+    assert (out / "uci.json").read_text() == before
+    (tmp_path / "c" / "uci.md").unlink()
+    assert main(["benchmark", "uci", "--data", str(data_dir), "--merge", str(tmp_path / "c"), "--out", str(out)]) == 2
+    assert "lacks uci.md" in capsys.readouterr().err
+    # runs with different recipes: each named with its own; the output may be one of the runs
+    (tmp_path / "d" / "uci.json").write_text(json.dumps({"other": _stand_in([0])["toy"]}))
+    assert main(["benchmark", "uci", "--data", str(data_dir), "--merge", str(tmp_path / "a"), str(tmp_path / "d"),
+                 "--out", str(tmp_path / "a")]) == 0
+    text = (tmp_path / "a" / "uci.md").read_text()
+    assert text.count("Recipe of ") == 2 and "2 hidden layers" in text and "## other (1 split)" in text

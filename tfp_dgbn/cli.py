@@ -16,6 +16,7 @@
   dgbn small-data [--task toy-gaussian] [--sizes 50 200 1000 5000] [--folds 3]   (Bayesian vs deterministic vs MC dropout)
   dgbn hmc-reference [--chains 4] [--burnin 5000] [--samples 5000]   (HMC posterior vs variational)
   dgbn benchmark uci --data ../shared/data/uci [--datasets concrete energy] [--splits K] [--first-split S] [--workers N] [--out DIR]
+  dgbn benchmark uci --data ../shared/data/uci --merge RUN [RUN ...] --out DIR
   dgbn schedules            (list KL schedules and their parameters)
 
 A user error (bad value, missing file) prints one line and exits with code 2; a
@@ -228,6 +229,9 @@ def build_parser():
                                                                          "exported Bayesian ensembles go here")
     uci.add_argument("--replot", action="store_true",
                      help="no training: rewrite uci.md and uci.png from OUT/uci.json (e.g. after a partial run)")
+    uci.add_argument("--merge", nargs="+", default=None, metavar="RUN",
+                     help="no training: merge these runs' --out folders (their uci.json and uci.md) into OUT, a "
+                          "dataset's splits pooled across runs (e.g. splits 0-2 and a --first-split 3 run)")
 
     sub.add_parser("schedules", help="list KL schedules and their parameters")
     return parser
@@ -480,6 +484,12 @@ def _benchmark(args):
     budget = Budget(steps=args.steps, batch=args.batch_size, layers=args.layers, folds=args.folds,
                     cv_members=args.cv_members, members=args.members, num_samples=args.num_samples,
                     seed=args.seed, grid=grid)
+    command = "dgbn " + " ".join(args.argv)
+    if args.merge:
+        from tfp_dgbn.studies.uci import merge_reports
+
+        print(merge_reports(args.merge, args.out, args.data, budget, command))
+        return
     if args.replot:
         saved = os.path.join(args.out, "uci.json")
         if not os.path.exists(saved):
@@ -487,7 +497,6 @@ def _benchmark(args):
         with open(saved) as f:
             print(write_uci_report(json.load(f), args.out, args.data, budget))
         return
-    command = "dgbn " + " ".join(args.argv)
 
     def report(partial):  # after each dataset, so a long run's finished datasets are on disk
         return write_uci_report(partial, args.out, args.data, budget, command, time.time() - t0)

@@ -365,6 +365,38 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
     return _in_order(done, folders)
 
 
+def _report_header(md):
+    """The lines of a ``uci.md`` before its first dataset's section: the command, its time and the recipe."""
+    with open(md) as f:
+        return f.read().split("\n## ", 1)[0].rstrip("\n").split("\n")
+
+
+def merge_reports(run_dirs, out_dir, data_dir, budget, command):
+    """Merge the ``uci.json`` of several ``--out`` folders (`merge_results`) and write one report in
+    ``out_dir`` (`write_uci_report`) whose header names each run's command and time, and its recipe (once
+    when the runs share it). Everything is read before anything is written, so ``out_dir`` may be one of
+    the runs. Returns the report's text."""
+    results, headers = [], []
+    for d in run_dirs:
+        saved, md = os.path.join(d, "uci.json"), os.path.join(d, "uci.md")
+        if not (os.path.exists(saved) and os.path.exists(md)):
+            raise InputError(f"--merge reads a run's uci.json and uci.md, and {d!r} lacks "
+                             + ("uci.json" if not os.path.exists(saved) else "uci.md"))
+        with open(saved) as f:
+            results.append(json.load(f))
+        headers.append(_report_header(md))
+    merged = merge_results(results, run_dirs)
+    header = [f"Merged by `{command}` from {len(run_dirs)} runs, each dataset's methods side by side on the "
+              "same splits:", ""] + [f"- `{d}`: {h[0]}" for d, h in zip(run_dirs, headers)]
+    recipes = [[line for line in h[1:] if line.strip()] for h in headers]
+    if all(r == recipes[0] for r in recipes):
+        header += [""] + recipes[0]
+    else:  # different recipes: each run's, named (a reader must see what differs)
+        for d, r in zip(run_dirs, recipes):
+            header += ["", f"Recipe of `{d}`: " + " ".join(r)]
+    return write_uci_report(merged, out_dir, data_dir, budget, header=header)
+
+
 def _in_order(done, folders):
     names = [_dataset_name(f) for f in folders]
     return {n: done[n] for n in names if n in done}
@@ -422,6 +454,45 @@ def _summarise(rows):
     if all("n_test" in r for r in rows):
         out["coverage90_se"] = coverage_se(rows)
     return out
+
+
+def merge_results(results, names=None):
+    """Several runs' results as one: {dataset: {method: summary}} over the union of their datasets, a
+    dataset's per-split rows pooled across runs and summarised again (e.g. splits 0-2 of one run and
+    splits 3-5 of a ``--first-split 3`` run make six splits).
+
+    Args:
+      results: `uci_benchmark` results (``uci.json`` contents); rows without ``split`` (written before
+        rows named it) are the first splits, in order.
+      names: a label per result for the errors (default: its position).
+
+    Returns:
+      The merged result, datasets in alphabetical order, each method's rows in split order.
+
+    Raises:
+      InputError: a (dataset, method, split) in two runs, or a dataset whose methods do not cover the
+        same splits (they would no longer be compared side by side).
+    """
+    names = list(names or range(len(results)))
+    rows, where = {}, {}
+    for label, result in zip(names, results):
+        for dataset, methods in result.items():
+            for method, summary in methods.items():
+                for s, row in enumerate(summary["per_split"]):
+                    split = int(row.get("split", s))
+                    key = (dataset, method, split)
+                    if key in where:
+                        raise InputError(f"{dataset} {method} split {split} is in both {where[key]} and {label}")
+                    where[key] = label
+                    rows.setdefault(dataset, {}).setdefault(method, {})[split] = dict(row, split=split)
+    merged = {}
+    for dataset in sorted(rows):
+        splits = {m: sorted(r) for m, r in rows[dataset].items()}
+        if len({tuple(v) for v in splits.values()}) > 1:
+            raise InputError(f"{dataset}: its methods ran on different splits, so they are not side by side: "
+                             + "; ".join(f"{m} {v}" for m, v in splits.items()))
+        merged[dataset] = {m: _summarise([r[k] for k in sorted(r)]) for m, r in rows[dataset].items()}
+    return merged
 
 
 def coverage_se(rows):
@@ -543,11 +614,12 @@ def _layers(n):
             else f"{n} hidden layers of the protocol's width (the protocol: one)")
 
 
-def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.0):
+def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.0, header=None):
     """Write ``uci.json`` (dataset -> method -> metrics), ``uci.md`` (tables with the published numbers) and
-    ``uci.png`` (`plot_uci`). ``command`` None: re-rendered from a saved ``uci.json``, the first line of
-    the existing ``uci.md`` (the run's command and time) is kept. An empty ``result`` is refused
-    (`InputError`) before anything in ``out_dir`` is touched."""
+    ``uci.png`` (`plot_uci`). ``command`` None: re-rendered from a saved ``uci.json``, the existing
+    ``uci.md``'s header (the run's command, time and recipe) is kept; ``header`` (lines) replaces it (a
+    merge's, `merge_reports`). An empty ``result`` is refused (`InputError`) before anything in ``out_dir``
+    is touched."""
     from tfp_dgbn.atomic import atomic_file
 
     if not result:  # before any write: an empty result would replace a run's saved uci.json with {}
@@ -561,9 +633,10 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
     judged = verdict(result)
     md = os.path.join(out_dir, "uci.md")
     b = budget
-    if command is None and os.path.exists(md):  # re-rendered from uci.json: keep the run's own header
-        with open(md) as f:
-            header = f.read().split("\n## ", 1)[0].rstrip("\n").split("\n")
+    if header is not None:
+        header = list(header)
+    elif command is None and os.path.exists(md):  # re-rendered from uci.json: keep the run's own header
+        header = _report_header(md)
     else:
         header = [f"UCI regression benchmark, written by `{command}` in {seconds / 60:.1f} min on "
                   f"{os.cpu_count()} CPU core(s).", "",
