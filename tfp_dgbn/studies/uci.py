@@ -386,7 +386,7 @@ def merge_reports(run_dirs, out_dir, data_dir, budget, command):
             results.append(json.load(f))
         headers.append(_report_header(md))
     merged = merge_results(results, run_dirs)
-    header = [f"Merged by `{command}` from {len(run_dirs)} runs, each dataset's methods side by side on the "
+    header = [f"Merged by `{command}` from {len(run_dirs)} run{'s' * (len(run_dirs) > 1)}, each dataset's methods side by side on the "
               "same splits:", ""] + [f"- `{d}`: {h[0]}" for d, h in zip(run_dirs, headers)]
     recipes = [[line for line in h[1:] if line.strip()] for h in headers]
     if all(r == recipes[0] for r in recipes):
