@@ -46,6 +46,31 @@ def test_the_format_is_read_and_bad_folders_are_named(tmp_path):
     assert main(["benchmark", "uci", "--data", str(tmp_path / "none")]) == 2
 
 
+@pytest.mark.parametrize("file, text, message", [
+    ("data.txt", "1 2 3 ?\n", "data.txt' is not a whitespace-separated table of numbers"),
+    ("data.txt", "nan", "NaN or infinite values in 1 row\\(s\\) of the used columns \\(first: row 0\\)"),
+    ("index_target.txt", "1\n", "the target column 1 is also in index_features.txt"),
+    ("index_features.txt", "0\n-1\n", "column index -1 but data.txt has 4 columns"),
+    ("index_features.txt", "0\n7\n", "column index 7 but data.txt has 4 columns"),
+    ("index_test_1.txt", "-3\n", "split 1: row indices out of range"),  # would wrap to row 117
+    ("index_test_1.txt", "", "split 1: index_test_1.txt lists no row"),
+    ("n_hidden.txt", "10.5\n", "n_hidden.txt' holds a value that is not an integer: 10.5"),
+])
+def test_a_malformed_dataset_folder_is_refused_naming_what_is_wrong(tmp_path, file, text, message):
+    """Tables users bring: a missing value, a NaN, the target among the inputs, a negative or out-of-range
+    index, an empty split, a fractional count: each refused by name, not trained on or crashed over."""
+    folder = _fake_dataset(tmp_path)
+    if file == "data.txt" and text == "nan":  # one NaN in the target of row 0
+        rows = (folder / "data.txt").read_text().split("\n")
+        rows[0] = " ".join(rows[0].split()[:3] + ["nan"])
+        text = "\n".join(rows)
+    elif file == "data.txt":
+        text = (folder / "data.txt").read_text() + text
+    (folder / file).write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_uci(str(folder))
+
+
 def test_the_kl_grid_and_layers_options_reach_the_budget_and_bad_values_are_refused(tmp_path, monkeypatch, capsys):
     import tfp_dgbn.studies.uci as uci
 

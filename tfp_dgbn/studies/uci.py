@@ -85,10 +85,18 @@ class UCIDataset:
 
 
 def _read_ints(path):
+    """The integers of a whitespace-separated file (an empty file: none); InputError names the file."""
+    import warnings
+
     try:
-        return np.atleast_1d(np.loadtxt(path, dtype="float64")).astype("int64")
+        with warnings.catch_warnings():  # an empty file is reported by the caller, by what it should hold
+            warnings.simplefilter("ignore", UserWarning)
+            values = np.atleast_1d(np.loadtxt(path, dtype="float64"))
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read integers from {path!r}: {e}") from None
+    if not np.all(values == np.round(values)):
+        raise InputError(f"{path!r} holds a value that is not an integer: {float(values[values != np.round(values)][0])!r}")
+    return values.astype("int64")
 
 
 def _dataset_name(folder):
@@ -103,18 +111,33 @@ def load_uci(folder):
     if not os.path.exists(path):
         raise InputError(f"{folder!r} has no data.txt (a UCI dataset folder needs data.txt, index_features.txt, "
                          "index_target.txt and index_train_K.txt / index_test_K.txt)")
-    data = np.loadtxt(path, dtype="float64", ndmin=2)
+    try:
+        data = np.loadtxt(path, dtype="float64", ndmin=2)
+    except ValueError as e:  # a missing value written as "?" or a comma-separated file
+        raise InputError(f"{path!r} is not a whitespace-separated table of numbers: {e}") from None
     features = _read_ints(os.path.join(folder, "index_features.txt"))
     target = int(_read_ints(os.path.join(folder, "index_target.txt"))[0])
-    if max(features.max(), target) >= data.shape[1]:
-        raise InputError(f"{folder!r}: column index {max(features.max(), target)} but data.txt has "
-                         f"{data.shape[1]} columns")
+    columns = np.append(features, target)
+    if columns.min() < 0 or columns.max() >= data.shape[1]:  # a negative index would wrap around silently
+        bad = columns[(columns < 0) | (columns >= data.shape[1])][0]
+        raise InputError(f"{folder!r}: column index {bad} but data.txt has {data.shape[1]} columns")
+    if target in features:
+        raise InputError(f"{folder!r}: the target column {target} is also in index_features.txt")
+    used = data[:, columns]
+    if not np.isfinite(used).all():
+        rows = np.flatnonzero(~np.isfinite(used).all(axis=1))
+        raise InputError(f"{folder!r}: data.txt has NaN or infinite values in {len(rows)} row(s) of the used "
+                         f"columns (first: row {rows[0]}); impute or drop them first")
     n_splits = int(_read_ints(os.path.join(folder, "n_splits.txt"))[0])
     splits = []
     for k in range(n_splits):
         train = _read_ints(os.path.join(folder, f"index_train_{k}.txt"))
         test = _read_ints(os.path.join(folder, f"index_test_{k}.txt"))
-        if max(train.max(), test.max()) >= len(data) or np.intersect1d(train, test).size:
+        if not (train.size and test.size):
+            raise InputError(f"{folder!r} split {k}: " + ("index_train" if not train.size else "index_test")
+                             + f"_{k}.txt lists no row")
+        both = np.concatenate([train, test])
+        if both.min() < 0 or both.max() >= len(data) or np.intersect1d(train, test).size:
             raise InputError(f"{folder!r} split {k}: row indices out of range or shared by train and test")
         splits.append((train, test))
     def protocol(file, default):
