@@ -442,3 +442,52 @@ def test_merge_pools_a_datasets_splits_across_runs_and_refuses_what_is_not_side_
                  "--out", str(tmp_path / "a")]) == 0
     text = (tmp_path / "a" / "uci.md").read_text()
     assert text.count("Recipe of ") == 2 and "2 hidden layers" in text and "## other (1 split)" in text
+
+
+def test_a_failed_split_is_named_and_resume_runs_only_the_splits_not_saved(tmp_path, monkeypatch, capsys):
+    """A split that fails does not lose the others: each finished split is saved as it ends, the error
+    names the failed one, and ``--resume`` reruns only it; saved splits of another budget, or unreadable
+    ones, are run again."""
+    import tfp_dgbn.studies.uci as uci
+
+    data_dir = tmp_path / "uci"
+    _fake_dataset(data_dir, splits=3)
+    calls = []
+
+    def stand_in(x, y, x_test, y_test, n_hidden, budget, methods, *a, **kw):
+        calls.append(len(y_test) and float(y_test.sum()))  # identifies the split run
+        if fail and len(calls) == 2:
+            raise FloatingPointError("NaN loss")
+        return {m: {"test_ll": float(y_test.mean()), "rmse": 1.0, "coverage90": 0.9, "n_test": len(y_test),
+                    "seconds": 0.0} for m in methods}, {}
+
+    monkeypatch.setattr(uci, "run_split", stand_in)
+    kwargs = dict(methods=("flipout",), progress=False, split_dir=str(tmp_path / "splits"))
+    fail = True
+    with pytest.raises(RuntimeError, match=r"1 split job\(s\) failed: toy split 1: FloatingPointError: NaN loss; "
+                                           r"the finished splits are saved in .* --resume"):
+        uci.uci_benchmark(str(data_dir), **kwargs)
+    assert len(calls) == 3  # split 2 still ran after split 1 failed
+    assert sorted(os.listdir(tmp_path / "splits")) == ["toy-split0.json", "toy-split2.json"]
+    fail, first = False, list(calls)
+    calls.clear()
+    result = uci.uci_benchmark(str(data_dir), resume=True, **kwargs)
+    assert calls == [first[1]]  # only the failed split ran again
+    data = load_uci(str(data_dir / "toy"))
+    assert [r["test_ll"] for r in result["toy"]["flipout"]["per_split"]] == pytest.approx(
+        [data.split(k)[3].mean() for k in range(3)])
+    calls.clear()
+    (tmp_path / "splits" / "toy-split0.json").write_text("{not json")
+    uci.uci_benchmark(str(data_dir), resume=True, **kwargs)
+    assert calls == [first[0]]  # unreadable: run again
+    calls.clear()
+    uci.uci_benchmark(str(data_dir), resume=True, budget=uci.Budget(steps=10), **kwargs)
+    assert len(calls) == 3  # saved under another budget: nothing reused
+    calls.clear()
+    uci.uci_benchmark(str(data_dir), **kwargs)
+    assert len(calls) == 3  # without resume every split runs
+    seen = []
+    monkeypatch.setattr(uci, "uci_benchmark", lambda *args, **kw: seen.append((kw["resume"], kw["split_dir"])) or {})
+    monkeypatch.setattr(uci, "write_uci_report", lambda *args, **kw: "")
+    assert main(["benchmark", "uci", "--data", str(data_dir), "--out", str(tmp_path / "o"), "--resume"]) == 0
+    assert seen == [(True, str(tmp_path / "o" / "splits"))]

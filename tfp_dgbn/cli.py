@@ -229,6 +229,9 @@ def build_parser():
                                                                          "exported Bayesian ensembles go here")
     uci.add_argument("--replot", action="store_true",
                      help="no training: rewrite uci.md and uci.png from OUT/uci.json (e.g. after a partial run)")
+    uci.add_argument("--resume", action="store_true",
+                     help="reuse the splits a stopped or failed run saved in OUT/splits under the same methods "
+                          "and budget, and run only the rest")
     uci.add_argument("--merge", nargs="+", default=None, metavar="RUN",
                      help="no training: merge these runs' --out folders (their uci.json and uci.md) into OUT, a "
                           "dataset's splits pooled across runs (e.g. splits 0-2 and a --first-split 3 run)")
@@ -503,7 +506,8 @@ def _benchmark(args):
 
     result = uci_benchmark(args.data, args.datasets, args.splits, tuple(args.methods or METHODS), budget,
                            export_dir=os.path.join(args.out, "models"), on_dataset=report, workers=args.workers,
-                           first_split=args.first_split)
+                           first_split=args.first_split, split_dir=os.path.join(args.out, "splits"),
+                           resume=args.resume)
     print(report(result))
     print(f"wrote {os.path.join(args.out, 'uci.json')}, uci.md and uci.png; Bayesian ensembles in "
           f"{os.path.join(args.out, 'models')}")

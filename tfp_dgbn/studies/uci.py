@@ -36,6 +36,7 @@ training split where those are more steps):
 ``ngboost``            NGBoost with a Normal output (Duan et al. 2020): up to 2,000 boosting rounds,
                        early stopping on 10% of the training split.
 """
+import dataclasses
 import json
 import os
 import re
@@ -322,7 +323,7 @@ def _recalibrated(x, y, ensemble, weight, flipout, b):
 
 
 def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=None, export_dir=None,
-                  progress=True, on_dataset=None, workers=1, first_split=0):
+                  progress=True, on_dataset=None, workers=1, first_split=0, split_dir=None, resume=False):
     """Run `run_split` over the splits of every dataset; returns {dataset: {method: summary}}.
 
     Args:
@@ -337,10 +338,17 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
       on_dataset: callable(results so far), called after each dataset (a long run's partial report).
       workers: splits (of every dataset) run in this many processes at once (largest dataset first), e.g.
         one per core. The results do not depend on it (each network is seeded by its split and member).
+      split_dir: if given, each finished split's rows are saved there as ``<dataset>-split<K>.json`` with the
+        methods and budget they came from, as soon as the split ends (a failed or stopped run keeps them).
+      resume: reuse the splits saved in ``split_dir`` under the same methods and budget; run the rest.
 
     Returns:
       {dataset: {method: {test_ll, test_ll_se, rmse, rmse_se, coverage90, splits, seconds, per_split}}},
-      in the datasets' order (each ``per_split`` row names its ``split``); the means and standard errors are over splits (``*_se`` is 0 with one split).
+      in the datasets' order (each ``per_split`` row names its ``split``); the means and standard errors
+      are over splits (``*_se`` is 0 with one split).
+
+    Raises:
+      RuntimeError: after every other split has run (and been saved), naming each split that failed.
     """
     budget = budget or Budget()
     unknown = sorted(set(methods) - set(METHODS))
@@ -356,7 +364,15 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
     methods = tuple(methods)
     per_split, done = {f: {} for f in folders}, {}
 
-    def finished(folder, s, split_result):
+    settings = json.loads(json.dumps({"methods": list(methods), "budget": dataclasses.asdict(budget)}))
+
+    def finished(folder, s, split_result, saved=False):
+        if split_dir and not saved:
+            from tfp_dgbn.atomic import atomic_file
+
+            os.makedirs(split_dir, exist_ok=True)
+            with atomic_file(_split_file(split_dir, folder, s), "w") as f:
+                json.dump({"settings": settings, "rows": split_result}, f, indent=1, default=float)
         per_split[folder][s] = split_result
         if len(per_split[folder]) == counts[folder]:  # the dataset's last split: summarise it, in split order
             rows = [per_split[folder][k] for k in sorted(per_split[folder])]
@@ -368,9 +384,23 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
     # one process the whole run when the job was the dataset)
     jobs = [(folder, s, counts[folder], methods, budget, export_dir, progress, first_split) for folder in folders
             for s in range(first_split, first_split + counts[folder])]
-    if int(workers) == 1 or len(jobs) == 1:
+    if resume and split_dir:
+        todo = []
         for job in jobs:
-            finished(*_run_split_job(*job, position=0))
+            rows = _saved_split(_split_file(split_dir, job[0], job[1]), settings)
+            if rows is None:
+                todo.append(job)
+            else:
+                finished(job[0], job[1], rows, saved=True)
+        jobs = todo
+    failed = []
+    if int(workers) == 1 or len(jobs) <= 1:
+        for job in jobs:
+            try:
+                finished(*_run_split_job(*job, position=0))
+            except Exception as e:  # the other splits still run and are saved; named at the end
+                failed.append((job, e))
+        _check_failures(failed, split_dir)
         return _in_order(done, folders)
     import concurrent.futures
     import multiprocessing
@@ -382,10 +412,40 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
     jobs.sort(key=lambda job: (-os.path.getsize(os.path.join(job[0], "data.txt")), job[0], job[1]))
     with concurrent.futures.ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context("spawn"),
                                                 max_tasks_per_child=1) as pool:
-        futures = [pool.submit(_run_split_job, *job, position=k % int(workers)) for k, job in enumerate(jobs)]
+        futures = {pool.submit(_run_split_job, *job, position=k % int(workers)): job for k, job in enumerate(jobs)}
         for future in concurrent.futures.as_completed(futures):
-            finished(*future.result())
+            try:
+                finished(*future.result())
+            except Exception as e:  # a crashed worker too: the other splits still run and are saved
+                failed.append((futures[future], e))
+    _check_failures(failed, split_dir)
     return _in_order(done, folders)
+
+
+def _split_file(split_dir, folder, s):
+    """Where `uci_benchmark` saves split ``s`` of ``folder``'s rows."""
+    return os.path.join(split_dir, f"{_dataset_name(folder)}-split{s}.json")
+
+
+def _saved_split(path, settings):
+    """A saved split's rows if ``path`` holds them under ``settings`` (methods and budget), else None."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return saved["rows"] if isinstance(saved, dict) and saved.get("settings") == settings else None
+
+
+def _check_failures(failed, split_dir):
+    """Raise a RuntimeError naming every failed (dataset, split) and where the finished ones are, if any failed."""
+    if not failed:
+        return
+    where = (f"; the finished splits are saved in {split_dir!r}: run the command again with --resume to run "
+             "only the rest" if split_dir else "")
+    raise RuntimeError(f"{len(failed)} split job(s) failed: "
+                       + "; ".join(f"{_dataset_name(job[0])} split {job[1]}: {type(e).__name__}: {e}"
+                                   for job, e in failed) + where)
 
 
 def _report_header(md):
