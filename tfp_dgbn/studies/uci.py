@@ -96,7 +96,8 @@ def _read_ints(path):
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read integers from {path!r}: {e}") from None
     if not np.all(values == np.round(values)):
-        raise InputError(f"{path!r} holds a value that is not an integer: {float(values[values != np.round(values)][0])!r}")
+        bad = float(values[values != np.round(values)][0])
+        raise InputError(f"{path!r} holds a value that is not an integer: {bad!r}")
     return values.astype("int64")
 
 
@@ -469,8 +470,9 @@ def merge_reports(run_dirs, out_dir, data_dir, budget, command):
             results.append(json.load(f))
         headers.append(_report_header(md))
     merged = merge_results(results, run_dirs)
-    header = [f"Merged by `{command}` from {len(run_dirs)} run{'s' * (len(run_dirs) > 1)}, each dataset's methods side by side on the "
-              "same splits:", ""] + [f"- `{d}`: {h[0]}" for d, h in zip(run_dirs, headers)]
+    runs = f"{len(run_dirs)} run{'s' * (len(run_dirs) > 1)}"
+    header = [f"Merged by `{command}` from {runs}, each dataset's methods side by side on the same splits:", ""]
+    header += [f"- `{d}`: {h[0]}" for d, h in zip(run_dirs, headers)]
     recipes = [[line for line in h[1:] if line.strip()] for h in headers]
     if all(r == recipes[0] for r in recipes):
         header += [""] + recipes[0]
@@ -503,8 +505,8 @@ def _run_split_job(folder, s, k, methods, budget, export_dir, progress, first, p
     from tqdm.auto import tqdm
 
     data = load_uci(folder)
-    with tqdm(total=len(methods), desc=f"{data.name} split {s} ({s - first + 1}/{k})", unit="fit", disable=not progress,
-              position=position) as bar:
+    with tqdm(total=len(methods), desc=f"{data.name} split {s} ({s - first + 1}/{k})", unit="fit",
+              disable=not progress, position=position) as bar:
         def step(method, row):
             bar.set_postfix_str(f"{method} ll {row['test_ll']:.2f}")
             bar.update(1)
@@ -539,6 +541,12 @@ def _summarise(rows):
     return out
 
 
+def _split_ids(rows):
+    """The split index of each per-split row: its ``split``, or for a row written before rows named their
+    split, its place (such runs ran the first splits, in order)."""
+    return [int(row.get("split", s)) for s, row in enumerate(rows)]
+
+
 def merge_results(results, names=None):
     """Several runs' results as one: {dataset: {method: summary}} over the union of their datasets, a
     dataset's per-split rows pooled across runs and summarised again (e.g. splits 0-2 of one run and
@@ -561,8 +569,7 @@ def merge_results(results, names=None):
     for label, result in zip(names, results):
         for dataset, methods in result.items():
             for method, summary in methods.items():
-                for s, row in enumerate(summary["per_split"]):
-                    split = int(row.get("split", s))
+                for split, row in zip(_split_ids(summary["per_split"]), summary["per_split"]):
                     key = (dataset, method, split)
                     if key in where:
                         raise InputError(f"{dataset} {method} split {split} is in both {where[key]} and {label}")
@@ -596,8 +603,7 @@ def _add_test_counts(result, data_dir):
         for r in methods.values():
             if "coverage90_se" in r or not os.path.isdir(folder):
                 continue
-            for s, row in enumerate(r["per_split"]):
-                split = row.get("split", s)
+            for split, row in zip(_split_ids(r["per_split"]), r["per_split"]):
                 row.setdefault("n_test", len(_read_ints(os.path.join(folder, f"index_test_{split}.txt"))))
             r["coverage90_se"] = coverage_se(r["per_split"])
 
@@ -737,7 +743,7 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
     lines = header + [""]
     for name, methods in result.items():
         first = next(iter(methods.values()))
-        k, ids = first["splits"], [row.get("split", s) for s, row in enumerate(first["per_split"])]
+        k, ids = first["splits"], _split_ids(first["per_split"])
         # splits other than the first K are named: a check on rows no earlier choice saw reads as one
         named = "" if ids == list(range(k)) else f": {', '.join(map(str, ids))}"
         lines += [f"## {name} ({k} split{'s' * (k > 1)}{named})", "",
