@@ -491,7 +491,7 @@ def _benchmark(args):
     if args.merge:
         from tfp_dgbn.studies.uci import merge_reports
 
-        print(merge_reports(args.merge, args.out, args.data, budget, command))
+        print(merge_reports(args.merge, args.out, args.data, command))
         return
     if args.replot:
         saved = os.path.join(args.out, "uci.json")

@@ -455,7 +455,7 @@ def _report_header(md):
         return f.read().split("\n## ", 1)[0].rstrip("\n").split("\n")
 
 
-def merge_reports(run_dirs, out_dir, data_dir, budget, command):
+def merge_reports(run_dirs, out_dir, data_dir, command):
     """Merge the ``uci.json`` of several ``--out`` folders (`merge_results`) and write one report in
     ``out_dir`` (`write_uci_report`) whose header names each run's command and time, and its recipe (once
     when the runs share it). Everything is read before anything is written, so ``out_dir`` may be one of
@@ -479,7 +479,7 @@ def merge_reports(run_dirs, out_dir, data_dir, budget, command):
     else:  # different recipes: each run's, named (a reader must see what differs)
         for d, r in zip(run_dirs, recipes):
             header += ["", f"Recipe of `{d}`: " + " ".join(r)]
-    return write_uci_report(merged, out_dir, data_dir, budget, header=header)
+    return write_uci_report(merged, out_dir, data_dir, None, header=header)  # the runs' own recipes: no budget
 
 
 def _in_order(done, folders):
@@ -705,7 +705,7 @@ def _layers(n):
 
 def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.0, header=None):
     """Write ``uci.json`` (dataset -> method -> metrics), ``uci.md`` (tables with the published numbers) and
-    ``uci.png`` (`plot_uci`). ``command`` None: re-rendered from a saved ``uci.json``, the existing
+    ``uci.png`` (`plot_uci`). ``budget`` (a `Budget`) writes a new header's recipe. ``command`` None: re-rendered from a saved ``uci.json``, the existing
     ``uci.md``'s header (the run's command, time and recipe) is kept; ``header`` (lines) replaces it (a
     merge's, `merge_reports`). An empty ``result`` is refused (`InputError`) before anything in ``out_dir``
     is touched."""
