@@ -165,8 +165,33 @@ def test_fit_table_recalibrates_an_ensemble_on_held_out_training_rows(tmp_path, 
     loaded = tfp_dgbn.load(str(tmp_path / "m"))
     assert loaded.metadata["spread"] == pytest.approx(calibration["spread"]) and loaded.metadata["ensemble"] == 2
     for bad, message in ((["--calibrate", "1.5"], "calibrate must be in [0, 1), got 1.5"),
-                         (["--calibrate", "0.2", "--head", "poisson"], "calibrate needs the normal head")):
+                         (["--calibrate", "0.2", "--head", "poisson"], "calibrate needs a head with a location and a scale")):
         assert main(["fit", "table", "--data", csv, "--target", "y", "--epochs", "1", "--out", str(tmp_path / "m"),
                      "--quiet", *bad]) == 2
         assert message in capsys.readouterr().err
     assert tfp_dgbn.load(str(tmp_path / "m")).metadata["spread"] == loaded.metadata["spread"]  # export kept
+
+
+@pytest.mark.slow
+def test_fit_table_with_a_student_t_head_exports_its_tails_in_the_targets_units(tmp_path, capsys):
+    from tfp_dgbn.cli import main
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-1, 1, (400, 3))
+    y = 50 + 10 * (np.sin(2 * x[:, 0]) + 0.3 * rng.standard_t(3, size=400))
+    csv = _csv(tmp_path / "t.csv", x, y)
+    logdir = tmp_path / "logs"
+    assert main(["fit", "table", "--data", csv, "--target", "y", "--head", "student-t", "--epochs", "30",
+                 "--ensemble", "2", "--calibrate", "0.2", "--logdir", str(logdir), "--out", str(tmp_path / "m"),
+                 "--quiet"]) == 0
+    loaded = tfp_dgbn.load(str(tmp_path / "m"))
+    assert loaded.metadata["family"] == "student-t" and loaded.metadata["ensemble"] == 2
+    draws = {k: v.numpy() for k, v in loaded.draws(x[:5], 4).items()}
+    # each network serves its own learned nu, moved from its start (10) by training; loc in the target's units
+    assert np.all(draws["df"] > 2) and np.all(np.abs(draws["df"] - 10) > 1e-3), draws["df"]
+    assert abs(draws["loc"].mean() - 50) < 15
+    saved = json.loads((logdir / "metrics.json").read_text())
+    assert np.isfinite(saved["metrics"]["nll"]) and saved["config"]["head"] == "student-t"
+    assert saved["metrics"]["spread_calibration"]["spread"] == pytest.approx(loaded.metadata["spread"])
+    # the held-out report of a real-valued head: intervals and the plain PIT (not the randomised one)
+    assert 0.9 in {float(k) for k in saved["metrics"]["coverage"]}

@@ -84,13 +84,19 @@ def test_the_kl_grid_and_layers_options_reach_the_budget_and_bad_values_are_refu
     assert main(base + ["--layers", "0"]) == 2
     assert "--layers must be >= 1, got 0" in capsys.readouterr().err
     assert main(base + ["--cv-members", "3"]) == 0 and seen[-1].cv_members == 3
+    assert main(base + ["--head", "student-t"]) == 0 and seen[-1].head == "student-t" and seen[-2].head == "normal"
+    with pytest.raises(SystemExit):  # argparse's choices
+        main(base + ["--head", "cauchy"])
+    assert "invalid choice: 'cauchy'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="head must be one of \\['normal', 'student-t'\\].*got 'poisson'"):
+        uci.Budget(head="poisson")
     assert main(base + ["--cv-members", "0"]) == 2
     assert "--cv-members must be >= 1, got 0" in capsys.readouterr().err
     assert main(base + ["--kl-grid", "1", "-0.5"]) == 2
     assert "kl_weight must be finite and >= 0, got -0.5" in capsys.readouterr().err
     assert main(base + ["--kl-grid", "1", "1"]) == 2
     assert "--kl-grid has a weight twice: [1.0, 1.0]" in capsys.readouterr().err
-    assert len(seen) == 3  # nothing ran for the refused values
+    assert len(seen) == 4  # nothing ran for the refused values
 
 
 def test_splits_are_summarised_as_mean_and_standard_error():
@@ -213,17 +219,19 @@ def test_every_network_gets_at_least_the_protocols_epochs_and_the_budgets_layers
     asked, real = [], uci.train_mlp
 
     def train(x, y, make_head, steps, seed, **kw):
-        asked.append((kw.get("kind", "flipout"), steps, kw["hidden"]))
+        asked.append((kw.get("kind", "flipout"), steps, kw["hidden"], make_head().family))
         return real(x, y, make_head, 2, seed, **kw)  # the steps are recorded, not spent
 
     monkeypatch.setattr(uci, "train_mlp", train)
-    for budget_steps, flipout_steps, layers in ((50, 40 * 3, 1), (500, 500, 2)):
+    for budget_steps, flipout_steps, layers, head in ((50, 40 * 3, 1, "normal"), (500, 500, 2, "student-t")):
         asked.clear()
-        budget = uci.Budget(steps=budget_steps, members=2, num_samples=2, layers=layers)
-        uci.run_split(*data.split(0), 4, budget, ("flipout", "deep-ensemble"), n_epochs=40)
+        budget = uci.Budget(steps=budget_steps, members=2, num_samples=2, layers=layers, head=head)
+        result, _ = uci.run_split(*data.split(0), 4, budget, ("flipout", "deep-ensemble"), n_epochs=40)
         # the Flipout net: the larger of the budget and 40 epochs; the deep ensemble: exactly 40 epochs;
-        # every network, peers included, gets `layers` hidden layers of the protocol's width
-        assert asked == [("flipout", flipout_steps, (4,) * layers)] + [("deterministic", 120, (4,) * layers)] * 2, asked
+        # every network, peers included, gets `layers` hidden layers of the protocol's width and the head
+        assert asked == ([("flipout", flipout_steps, (4,) * layers, head)]
+                         + [("deterministic", 120, (4,) * layers, head)] * 2), asked
+        assert all(np.isfinite(r["test_ll"]) and 0 <= r["coverage90"] <= 1 for r in result.values()), result
 
 
 def test_the_ensembles_weight_is_chosen_by_the_fold_mixtures_and_the_single_networks_by_its_own(monkeypatch):
@@ -268,7 +276,11 @@ def test_the_report_names_the_layers_and_the_mixture_cv(tmp_path):
     assert "Every network: 2 hidden layers of the protocol's width (the protocol: one)," in text
     assert "CV over KL weights 1, 0.3 (the ensembles' weight by the fold mixtures of 3 networks);" in text
     text = report(Budget(grid=(1.0, 0.3)))
-    assert "Every network: one hidden layer of the protocol's width," in text and "CV over KL weights 1, 0.3;" in text
+    assert "Every network: one hidden layer of the protocol's width, a heteroscedastic Normal output," in text
+    assert "CV over KL weights 1, 0.3;" in text
+    text = report(Budget(grid=(1.0, 0.3), head="student-t"))
+    assert ("a heteroscedastic student-t output with one learned degrees of freedom per network (the protocol: "
+            "Normal; NGBoost stays Normal)") in text
     # the summary: per dataset the best Bayesian method beside the best peer (none ran here)
     assert "| toy | flipout | -1.000 +- 0.100 | 0.900 | - | - |" in text
 
@@ -487,6 +499,16 @@ def test_a_failed_split_is_named_and_resume_runs_only_the_splits_not_saved(tmp_p
     calls.clear()
     uci.uci_benchmark(str(data_dir), **kwargs)
     assert len(calls) == 3  # without resume every split runs
+    for k in range(3):  # a split saved before the budget had a head ran the Normal head: reused
+        path = tmp_path / "splits" / f"toy-split{k}.json"
+        saved = json.loads(path.read_text())
+        del saved["settings"]["budget"]["head"]
+        path.write_text(json.dumps(saved))
+    calls.clear()
+    uci.uci_benchmark(str(data_dir), resume=True, **kwargs)
+    assert calls == []
+    uci.uci_benchmark(str(data_dir), resume=True, budget=uci.Budget(head="student-t"), **kwargs)
+    assert len(calls) == 3  # under another head: run again
     seen = []
     monkeypatch.setattr(uci, "uci_benchmark", lambda *args, **kw: seen.append((kw["resume"], kw["split_dir"])) or {})
     monkeypatch.setattr(uci, "write_uci_report", lambda *args, **kw: "")

@@ -212,6 +212,9 @@ def build_parser():
     uci.add_argument("--layers", type=int, default=1,
                      help="hidden layers of the protocol's width in every network, peers included (default 1: the "
                           "published protocol)")
+    uci.add_argument("--head", default="normal", choices=("normal", "student-t"),
+                     help="every network's output law, peers included (default normal: the published protocol; "
+                          "student-t: one learned degrees of freedom per network, for heavy-tailed errors)")
     uci.add_argument("--cv-members", type=int, default=1,
                      help="networks per fold of the tempering CV; above 1 the ensembles' KL weight is chosen by "
                           "their fold mixture's NLL (the model they are), not one network's (default 1)")
@@ -257,12 +260,13 @@ def _evaluate(args):
                          "(ring generators are evaluated by dgbn fit rings against the exact law)")
     if args.data:
         from tfp_dgbn.dataset.tabular import load_table
+        from tfp_dgbn.model.heads import REAL_FAMILIES
 
         target = args.target or meta.get("target")
         if not target:
             raise InputError("give --target COLUMN (the export does not name one)")
         x, y, _ = load_table(args.data, target, meta.get("feature_names"),
-                             integer_target=predictor.head.family != "normal")
+                             integer_target=predictor.head.family not in REAL_FAMILIES)
         name = args.data
     else:
         from tfp_dgbn.tasks.toys import TOY_TASKS
@@ -486,7 +490,7 @@ def _benchmark(args):
         raise InputError(f"--kl-grid has a weight twice: {list(grid)}")
     budget = Budget(steps=args.steps, batch=args.batch_size, layers=args.layers, folds=args.folds,
                     cv_members=args.cv_members, members=args.members, num_samples=args.num_samples,
-                    seed=args.seed, grid=grid)
+                    seed=args.seed, grid=grid, head=args.head)
     command = "dgbn " + " ".join(args.argv)
     if args.merge:
         from tfp_dgbn.studies.uci import merge_reports

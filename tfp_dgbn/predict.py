@@ -134,7 +134,7 @@ class Predictor:
 
 
 #: head families whose predictive `Recalibrated` can scale about its mean: each draw's law is loc + scale * Z
-SPREAD_FAMILIES = ("normal",)
+SPREAD_FAMILIES = ("normal", "student-t")
 
 
 class Recalibrated:
@@ -170,9 +170,10 @@ def spread_of(model):
 
 def rescale_about_mean(named, spread):
     """Named ``loc``/``scale`` draws [S, B, ...] of a location-scale law, scaled by ``spread`` about the mean of
-    their mixture (`Recalibrated`)."""
+    their mixture (`Recalibrated`); other parameters pass through."""
     mean = tf.reduce_mean(named["loc"], axis=0, keepdims=True)
-    return {"loc": mean + spread * (named["loc"] - mean), "scale": spread * named["scale"]}
+    # any further parameter (a Student-t's df) is a shape, unchanged by the affine map
+    return dict(named, loc=mean + spread * (named["loc"] - mean), scale=spread * named["scale"])
 
 
 def members(model):
@@ -199,12 +200,12 @@ def sample_named(model, features, num_samples, vectorized=None):
     ceil(S / K) draws and the interleaved draws are cut to S.
     """
     models = members(model)
-    head = models[0].head
     if len(models) == 1:
-        out = head.named_params(models[0].sample_params(features, num_samples, vectorized))
+        out = models[0].head.named_params(models[0].sample_params(features, num_samples, vectorized))
     else:
         per = (num_samples + len(models) - 1) // len(models)
-        parts = [head.named_params(m.sample_params(features, per, vectorized)) for m in models]
+        # each network through its own head: a head's own weights (a Student-t's df) are the network's
+        parts = [m.head.named_params(m.sample_params(features, per, vectorized)) for m in models]
         out = {}
         for key in parts[0]:
             stacked = tf.stack([p[key] for p in parts], axis=1)  # [per, K, B, ...]: draw j of every network

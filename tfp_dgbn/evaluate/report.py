@@ -25,6 +25,7 @@ import tensorflow as tf
 from tfp_dgbn import seeds
 from tfp_dgbn.evaluate.metrics import (LEVELS, auroc, brier_score, expected_calibration_error, interval_coverage,
                                        mean_se, pit_histogram, pit_values)
+from tfp_dgbn.model.heads import REAL_FAMILIES
 from tfp_dgbn.predict import is_classes, mixture
 
 
@@ -100,7 +101,7 @@ def _value_figures(metrics, predictor, num_samples, plt):
            label="held-out PIT")
     se = np.sqrt((1 / bins) * (1 - 1 / bins) / pit["n"])
     ax.axhspan(1 / bins - 2 * se, 1 / bins + 2 * se, color="C1", alpha=0.3, label="uniform +- 2 SE")
-    ax.set(xlabel="PIT value" + (" (randomised)" if metrics["family"] != "normal" else ""), ylabel="fraction",
+    ax.set(xlabel="PIT value" + (" (randomised)" if metrics["family"] not in REAL_FAMILIES else ""), ylabel="fraction",
            title=f"PIT histogram (chi^2 p = {pit['chi2_p']:.3f})")
     ax.legend(fontsize=8)
     figs["pit"] = fig

@@ -135,6 +135,67 @@ class NormalHead(DistributionHead):
         return config
 
 
+@keras.saving.register_keras_serializable(package="tfp_dgbn")
+class StudentTHead(NormalHead):
+    """A heteroscedastic Student-t: `NormalHead`'s location and scale (target standardised inside), with
+    one learned degrees of freedom nu > 2 shared by every example.
+
+    For targets whose errors are heavier-tailed than a Normal's (most rows fitted closely, a few far off):
+    a Normal wide enough for the far rows is too wide for the rest, so its central intervals over-cover,
+    and it still scores the far rows badly. nu is a point estimate of the head, as the kernel spread of
+    `LearnedKernel` is (one tail weight for the whole target, not a Bayesian weight per example); nu > 2
+    keeps the variance finite, which the epistemic/aleatoric split uses. As nu grows the law becomes
+    `NormalHead`'s.
+
+    Named parameters: ``loc``, ``scale`` (the t's scale; its sd is scale sqrt(nu / (nu - 2))) and ``df``
+    (nu, broadcast to ``loc``'s shape so that an export serves it with every draw).
+
+    Args:
+      initial_df: nu at the start of training (> 2; default 10, close to a Normal).
+    """
+
+    family = "student-t"
+    min_df = 2.0
+
+    def __init__(self, event_shape=(), min_scale=1e-3, target_mean=0.0, target_std=1.0, initial_df=10.0,
+                 **kwargs):
+        self.initial_df = float(initial_df)
+        if not (np.isfinite(self.initial_df) and self.initial_df > self.min_df):
+            raise InputError(f"initial_df must be finite and > {self.min_df:g}, got {initial_df!r}")
+        super().__init__(event_shape, min_scale, target_mean, target_std, **kwargs)
+
+    def build(self, input_shape):
+        # nu = min_df + softplus(raw): smooth, and above the finite-variance bound at any raw value
+        raw = float(np.log(np.expm1(self.initial_df - self.min_df)))
+        self.raw_df = self.add_weight(name="raw_df", shape=(), trainable=True,
+                                      initializer=keras.initializers.Constant(raw))
+        super().build(input_shape)
+
+    def _df(self):
+        if not hasattr(self, "raw_df"):  # not yet called on a tensor (no weight yet): the starting nu
+            return tf.constant(self.initial_df)
+        return self.min_df + tf.nn.softplus(self.raw_df)
+
+    def named_params(self, params):
+        named = super().named_params(params)
+        named["df"] = tf.broadcast_to(tf.cast(self._df(), named["loc"].dtype), tf.shape(named["loc"]))
+        return named
+
+    def from_named(self, named):
+        return self._independent(tfd.StudentT(df=named["df"], loc=named["loc"], scale=named["scale"]))
+
+    def moments(self, named):
+        return named["loc"], tf.square(named["scale"]) * named["df"] / (named["df"] - 2.0)
+
+    def point_estimates(self):
+        return {"df": float(self._df().numpy())}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(initial_df=self.initial_df)
+        return config
+
+
 def _log_intensity(raw, low=-30.0, high=10.0):
     """A log-intensity in [low, high]: smooth towards ``low`` (so a vanished signal keeps a gradient) and clipped
     at ``high`` (e^10 is far above any intensity these heads model; the clip keeps exp finite)."""
@@ -381,13 +442,16 @@ class CategoricalHead(DistributionHead):
         return config
 
 
-HEADS = {cls.family: cls for cls in (NormalHead, PoissonHead, CategoricalHead, ScaledNormalHead, ImageMixtureHead,
-                                            PointImageHead)}
+HEADS = {cls.family: cls for cls in (NormalHead, StudentTHead, PoissonHead, CategoricalHead, ScaledNormalHead,
+                                            ImageMixtureHead, PointImageHead)}
+
+#: the scalar heads of real-valued targets (standardised inside the head); the others model counts or classes
+REAL_FAMILIES = ("normal", "student-t")
 
 
 def make_head(family, **config):
-    """Build a head by family name (a key of ``HEADS``: 'normal', 'poisson', 'categorical', 'scaled-normal',
-    'image-mixture', 'point')."""
+    """Build a head by family name (a key of ``HEADS``: 'normal', 'student-t', 'poisson', 'categorical',
+    'scaled-normal', 'image-mixture', 'point')."""
     if family not in HEADS:
         raise InputError(f"unknown head {family!r}; choose one of {sorted(HEADS)}")
     return HEADS[family](**config)
@@ -397,14 +461,14 @@ def head_for_targets(family, y, **config):
     """A scalar-target head fitted to the training targets, and the output bias its network starts from.
 
     So that a network starts at the data, whatever its units:
-      normal: the head standardises (``target_mean``, ``target_std`` of ``y``);
+      normal, student-t: the head standardises (``target_mean``, ``target_std`` of ``y``);
         the network's raw scale starts at one target sd;
       poisson: the log-rate starts at the log of the mean count;
       categorical: the logits start at the log class frequencies (add-one
         smoothed), K = max(y) + 1 unless ``num_classes`` is given.
 
     Args:
-      family: "normal", "poisson" or "categorical".
+      family: "normal", "student-t", "poisson" or "categorical".
       y: training targets [N] (counts and classes: non-negative integers).
       **config: further head arguments.
 
@@ -412,7 +476,7 @@ def head_for_targets(family, y, **config):
       (head, output bias: a list of the params layer's initial bias, one per raw output).
     """
     y = np.asarray(y, "float64")
-    if family == "normal":
+    if family in REAL_FAMILIES:
         sd = float(y.std()) if len(y) > 1 and y.std() > 0 else 1.0
         head = make_head(family, target_mean=float(y.mean()), target_std=sd, **config)
         return head, [0.0, float(np.log(np.expm1(1.0 - head.min_scale)))]

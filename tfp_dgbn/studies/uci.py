@@ -47,7 +47,7 @@ import numpy as np
 
 from tfp_dgbn import seeds
 from tfp_dgbn.evaluate.metrics import mean_se
-from tfp_dgbn.model.heads import head_for_targets
+from tfp_dgbn.model.heads import REAL_FAMILIES, head_for_targets
 from tfp_dgbn.predict import central_interval
 from tfp_dgbn.studies.fitting import cross_validate, log_predictive, train_mlp
 from tfp_dgbn.validate import InputError
@@ -176,7 +176,9 @@ class Budget:
       folds: K of the tempering cross-validation; members: networks per ensemble;
       cv_members: networks per fold in that cross-validation; above 1 the ensembles' KL weight is chosen
         by the fold mixtures' NLL (the model they are), the single network's by the first of each fold's;
-      num_samples: weight draws S of a stochastic predictive; seed: base seed.
+      num_samples: weight draws S of a stochastic predictive; seed: base seed;
+      head: every network's output law, a family of `REAL_FAMILIES` (the protocol: "normal"; "student-t"
+        for targets whose errors are heavier-tailed).
     """
 
     steps: int = 4000
@@ -189,6 +191,11 @@ class Budget:
     num_samples: int = 64
     seed: int = 0
     grid: tuple = field(default=KL_GRID)
+    head: str = "normal"
+
+    def __post_init__(self):
+        if self.head not in REAL_FAMILIES:
+            raise InputError(f"head must be one of {list(REAL_FAMILIES)} (a real-valued target), got {self.head!r}")
 
 
 def _scores(dist, y):
@@ -232,7 +239,7 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
     def net(seed, rows=slice(None), steps=steps, **build):
         # the target standardised on the rows the network trains on (a CV fold's own statistics); the head
         # is rebuilt from its config for each model (a layer belongs to one model)
-        head, bias = head_for_targets("normal", y[rows])
+        head, bias = head_for_targets(b.head, y[rows])
         return train_mlp(x[rows], y[rows], lambda: type(head).from_config(head.get_config()), steps, seed,
                          batch=b.batch, learning_rate=b.learning_rate, hidden=(int(n_hidden),) * int(b.layers),
                          output_bias=bias, **build)
@@ -435,7 +442,12 @@ def _saved_split(path, settings):
             saved = json.load(f)
     except (OSError, ValueError):
         return None
-    return saved["rows"] if isinstance(saved, dict) and saved.get("settings") == settings else None
+    if not (isinstance(saved, dict) and isinstance(saved.get("settings"), dict)):
+        return None
+    # a split saved before a budget field existed ran at that field's default
+    defaults = json.loads(json.dumps(dataclasses.asdict(Budget())))
+    old = dict(saved["settings"], budget={**defaults, **saved["settings"].get("budget", {})})
+    return saved["rows"] if old == settings else None
 
 
 def _check_failures(failed, split_dir):
@@ -703,6 +715,13 @@ def _layers(n):
             else f"{n} hidden layers of the protocol's width (the protocol: one)")
 
 
+def _head_words(family):
+    """The report's words for the networks' output law, naming a departure from the protocol's Normal."""
+    return ("a heteroscedastic Normal output" if family == "normal"
+            else f"a heteroscedastic {family} output with one learned degrees of freedom per network "
+                 "(the protocol: Normal; NGBoost stays Normal)")
+
+
 def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.0, header=None):
     """Write ``uci.json`` (dataset -> method -> metrics), ``uci.md`` (tables with the published numbers) and
     ``uci.png`` (`plot_uci`). ``budget`` (a `Budget`) writes a new header's recipe. ``command`` None: re-rendered from a saved ``uci.json``, the existing
@@ -729,7 +748,7 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
     else:
         header = [f"UCI regression benchmark, written by `{command}` in {seconds / 60:.1f} min on "
                   f"{os.cpu_count()} CPU core(s).", "",
-                  f"Every network: {_layers(b.layers)}, {b.steps} Adam steps or the "
+                  f"Every network: {_layers(b.layers)}, {_head_words(b.head)}, {b.steps} Adam steps or the "
                   f"protocol's epochs where those are more (the deep ensemble: the protocol's epochs) of batch "
                   f"{b.batch} (learning rate {b.learning_rate:g}, cosine decay), inputs and target standardised "
                   f"on the training split; ensembles of {b.members}; "

@@ -24,11 +24,12 @@ class TableSettings(TrainSettings):
     data: str = setting(None, "your .csv or .npz file (docs/own_data.md); required")
     target: str = setting(None, "the target column; required")
     features: tuple = setting(None, "feature columns (default: all other columns)", each=str)
-    head: str = setting("normal", "output law: real targets, counts, or classes 0..K-1",
-                        choices=("normal", "poisson", "categorical"))
+    head: str = setting("normal", "output law: real targets (normal; student-t for heavy-tailed errors), counts "
+                        "(poisson), or classes 0..K-1 (categorical)",
+                        choices=("normal", "student-t", "poisson", "categorical"))
     holdout: float = setting(0.2, "fraction of rows held out (seeded split) for the evaluation report")
     calibrate: float = setting(0.0, "fraction of the training rows held out to recalibrate the predictive's "
-                               "spread (normal head; 0: off): one factor, fitted on those rows by likelihood, "
+                               "spread (normal or student-t head; 0: off): one factor, fitted on those rows by likelihood, "
                                "scales it about its mean; an ensemble's mixture over-covers without it")
 
     def check(self):
@@ -36,9 +37,11 @@ class TableSettings(TrainSettings):
             raise InputError("dgbn fit table needs --data FILE.csv|FILE.npz and --target COLUMN")
         if not (isinstance(self.calibrate, (int, float)) and 0 <= self.calibrate < 1):
             raise InputError(f"calibrate must be in [0, 1), got {self.calibrate!r}")
-        if self.calibrate and self.head != "normal":
-            raise InputError(f"calibrate needs the normal head (a location and a scale to recalibrate); "
-                             f"the head is {self.head!r}")
+        from tfp_dgbn.predict import SPREAD_FAMILIES
+
+        if self.calibrate and self.head not in SPREAD_FAMILIES:
+            raise InputError(f"calibrate needs a head with a location and a scale to recalibrate "
+                             f"({' or '.join(SPREAD_FAMILIES)}); the head is {self.head!r}")
         super().check()
 
 
@@ -59,8 +62,9 @@ class TableTask(Task):
 
     def prepare(self, s, progress):
         from tfp_dgbn.dataset.sources import ArraySource
+        from tfp_dgbn.model.heads import REAL_FAMILIES
 
-        x, y, names = load_table(s.data, s.target, s.features, integer_target=s.head != "normal")
+        x, y, names = load_table(s.data, s.target, s.features, integer_target=s.head not in REAL_FAMILIES)
         (x_tr, y_tr), held = split_table(x, y, s.holdout, s.seed)
         calibration = None
         if s.calibrate:  # rows of the training share no network trains on
