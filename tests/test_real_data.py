@@ -165,7 +165,8 @@ def test_fit_table_recalibrates_an_ensemble_on_held_out_training_rows(tmp_path, 
     loaded = tfp_dgbn.load(str(tmp_path / "m"))
     assert loaded.metadata["spread"] == pytest.approx(calibration["spread"]) and loaded.metadata["ensemble"] == 2
     for bad, message in ((["--calibrate", "1.5"], "calibrate must be in [0, 1), got 1.5"),
-                         (["--calibrate", "0.2", "--head", "poisson"], "calibrate needs a head with a location and a scale")):
+                         (["--calibrate", "0.2", "--head", "poisson"],
+                          "calibrate needs a head with a location and a scale")):
         assert main(["fit", "table", "--data", csv, "--target", "y", "--epochs", "1", "--out", str(tmp_path / "m"),
                      "--quiet", *bad]) == 2
         assert message in capsys.readouterr().err

@@ -372,7 +372,7 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
     methods = tuple(methods)
     per_split, done = {f: {} for f in folders}, {}
 
-    settings = json.loads(json.dumps({"methods": list(methods), "budget": dataclasses.asdict(budget)}))
+    settings = {"methods": list(methods), "budget": _budget_json(budget)}
 
     def finished(folder, s, split_result, saved=False):
         if split_dir and not saved:
@@ -430,6 +430,11 @@ def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=
     return _in_order(done, folders)
 
 
+def _budget_json(budget):
+    """A `Budget` as its saved split files hold it (a JSON round trip: tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(budget)))
+
+
 def _split_file(split_dir, folder, s):
     """Where `uci_benchmark` saves split ``s`` of ``folder``'s rows."""
     return os.path.join(split_dir, f"{_dataset_name(folder)}-split{s}.json")
@@ -445,8 +450,7 @@ def _saved_split(path, settings):
     if not (isinstance(saved, dict) and isinstance(saved.get("settings"), dict)):
         return None
     # a split saved before a budget field existed ran at that field's default
-    defaults = json.loads(json.dumps(dataclasses.asdict(Budget())))
-    old = dict(saved["settings"], budget={**defaults, **saved["settings"].get("budget", {})})
+    old = dict(saved["settings"], budget={**_budget_json(Budget()), **saved["settings"].get("budget", {})})
     return saved["rows"] if old == settings else None
 
 
@@ -724,8 +728,8 @@ def _head_words(family):
 
 def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.0, header=None):
     """Write ``uci.json`` (dataset -> method -> metrics), ``uci.md`` (tables with the published numbers) and
-    ``uci.png`` (`plot_uci`). ``budget`` (a `Budget`) writes a new header's recipe. ``command`` None: re-rendered from a saved ``uci.json``, the existing
-    ``uci.md``'s header (the run's command, time and recipe) is kept; ``header`` (lines) replaces it (a
+    ``uci.png`` (`plot_uci`). ``budget`` (a `Budget`) writes a new header's recipe. ``command`` None:
+    re-rendered from a saved ``uci.json``, the existing ``uci.md``'s header (the run's command, time and recipe) is kept; ``header`` (lines) replaces it (a
     merge's, `merge_reports`). An empty ``result`` is refused (`InputError`) before anything in ``out_dir``
     is touched."""
     from tfp_dgbn.atomic import atomic_file

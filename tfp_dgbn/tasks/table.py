@@ -29,8 +29,8 @@ class TableSettings(TrainSettings):
                         choices=("normal", "student-t", "poisson", "categorical"))
     holdout: float = setting(0.2, "fraction of rows held out (seeded split) for the evaluation report")
     calibrate: float = setting(0.0, "fraction of the training rows held out to recalibrate the predictive's "
-                               "spread (normal or student-t head; 0: off): one factor, fitted on those rows by likelihood, "
-                               "scales it about its mean; an ensemble's mixture over-covers without it")
+                               "spread (normal or student-t head; 0: off): one factor, fitted on those rows by "
+                               "likelihood, scales it about its mean; an ensemble's mixture over-covers without it")
 
     def check(self):
         if not self.data or not self.target:
