@@ -90,13 +90,16 @@ def test_the_kl_grid_and_layers_options_reach_the_budget_and_bad_values_are_refu
     assert "invalid choice: 'cauchy'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="head must be one of \\['normal', 'student-t'\\].*got 'poisson'"):
         uci.Budget(head="poisson")
+    assert main(base + ["--refine", "1.5", "0.5"]) == 0 and seen[-1].refine == (1.5, 0.5) and seen[-2].refine == ()
+    assert main(base + ["--refine", "0"]) == 2
+    assert "refine factors must be finite and > 0, got 0.0" in capsys.readouterr().err
     assert main(base + ["--cv-members", "0"]) == 2
     assert "--cv-members must be >= 1, got 0" in capsys.readouterr().err
     assert main(base + ["--kl-grid", "1", "-0.5"]) == 2
     assert "kl_weight must be finite and >= 0, got -0.5" in capsys.readouterr().err
     assert main(base + ["--kl-grid", "1", "1"]) == 2
     assert "--kl-grid has a weight twice: [1.0, 1.0]" in capsys.readouterr().err
-    assert len(seen) == 4  # nothing ran for the refused values
+    assert len(seen) == 5  # nothing ran for the refused values
 
 
 def test_splits_are_summarised_as_mean_and_standard_error():
@@ -278,6 +281,10 @@ def test_the_report_names_the_layers_and_the_mixture_cv(tmp_path):
     text = report(Budget(grid=(1.0, 0.3)))
     assert "Every network: one hidden layer of the protocol's width, a heteroscedastic Normal output," in text
     assert "CV over KL weights 1, 0.3;" in text
+    text = report(Budget(grid=(1.0, 0.3), refine=(0.5, 0.25)))
+    assert ("CV over KL weights 1, 0.3, then refined: each ensemble's weight chosen among the CV's w and 0.5, 0.25 x "
+            "w by the 20% of the training split held out from an ensemble of 5 trained on the rest (the calibrated "
+            "one's after its tau);") in text
     text = report(Budget(grid=(1.0, 0.3), head="student-t"))
     assert ("a heteroscedastic student-t output with one learned degrees of freedom per network (the protocol: "
             "Normal; NGBoost stays Normal)") in text
@@ -514,3 +521,43 @@ def test_a_failed_split_is_named_and_resume_runs_only_the_splits_not_saved(tmp_p
     monkeypatch.setattr(uci, "write_uci_report", lambda *args, **kw: "")
     assert main(["benchmark", "uci", "--data", str(data_dir), "--out", str(tmp_path / "o"), "--resume"]) == 0
     assert seen == [(True, str(tmp_path / "o" / "splits"))]
+
+
+def test_refine_chooses_each_ensembles_weight_on_the_held_out_share(tmp_path, monkeypatch):
+    import tfp_dgbn.studies.uci as uci
+
+    data = load_uci(str(_fake_dataset(tmp_path, n=60)))
+    weights, real = [], uci.train_mlp
+    monkeypatch.setattr(uci, "_tempering", lambda *args, **kw: ((1.0, {}), (0.3, {})))
+
+    def train(x, y, make_head, steps, seed, **kw):
+        weights.append((kw.get("kl_weight"), len(y)))
+        return real(x, y, make_head, 2, seed, **kw)
+
+    monkeypatch.setattr(uci, "train_mlp", train)
+    budget = uci.Budget(steps=2, members=2, num_samples=2, refine=(0.5,))
+    x, y, x_test, y_test = data.split(0)
+    out, models = uci.run_split(x, y, x_test, y_test, 4, budget, uci.ENSEMBLES)
+    plain, cal = out["bayesian-ensemble"], out["bayesian-ensemble-calibrated"]
+    assert set(plain["held_out_nll"]) == set(cal["held_out_nll"]) == {"0.3", "0.15"}
+    # each ensemble's weight is the one its own held-out NLL prefers: before tau, and after it
+    assert plain["kl_weight"] == float(min(plain["held_out_nll"], key=plain["held_out_nll"].get))
+    assert cal["kl_weight"] == float(min(cal["held_out_nll"], key=cal["held_out_nll"].get))
+    assert cal["held_out_nll"][f"{cal['kl_weight']:g}"] == cal["spread_nll"]["after"]
+    assert models["bayesian-ensemble-calibrated"].spread == cal["spread"]
+    held = len(y) - max(int(uci.CALIBRATION_SHARE * len(y)), 1)
+    # two held-out ensembles on the rest of the rows, trained once for both methods; then the full ensembles,
+    # one per weight chosen
+    assert weights[:4] == [(0.3, held), (0.3, held), (0.15, held), (0.15, held)]
+    full = sorted({w for w, n in weights[4:] if n == len(y)})
+    assert full == sorted({plain["kl_weight"], cal["kl_weight"]})
+    assert len(weights) == 4 + 2 * len(full)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), True])
+def test_a_bad_refine_factor_is_refused(bad):
+    from tfp_dgbn.studies.uci import Budget
+    from tfp_dgbn.validate import InputError
+
+    with pytest.raises(InputError, match=re.escape(f"refine factors must be finite and > 0, got {bad!r}")):
+        Budget(refine=(1.5, bad))

@@ -222,6 +222,10 @@ def build_parser():
     uci.add_argument("--kl-grid", type=float, nargs="+", default=None, metavar="W",
                      help="KL weights the cross-validation chooses from (default: 1 0.3 0.1 0.03 0.01; weights "
                           "above 1 give a posterior narrower than the prior's, below 1 wider)")
+    uci.add_argument("--refine", type=float, nargs="+", default=(), metavar="F",
+                     help="choose each ensemble's KL weight among the CV's w and these multiples F x w, by an "
+                          "ensemble of --members trained on 80%% of the training split, scored on the other 20%% "
+                          "(the CV's folds hold half the rows; e.g. --refine 1.5 0.67 0.5; default: the CV's w)")
     uci.add_argument("--members", type=int, default=5, help="networks per ensemble (default 5)")
     uci.add_argument("--num-samples", type=int, default=64, help="weight draws S of a stochastic predictive")
     uci.add_argument("--seed", type=int, default=0)
@@ -490,7 +494,7 @@ def _benchmark(args):
         raise InputError(f"--kl-grid has a weight twice: {list(grid)}")
     budget = Budget(steps=args.steps, batch=args.batch_size, layers=args.layers, folds=args.folds,
                     cv_members=args.cv_members, members=args.members, num_samples=args.num_samples,
-                    seed=args.seed, grid=grid, head=args.head)
+                    seed=args.seed, grid=grid, head=args.head, refine=tuple(args.refine))
     command = "dgbn " + " ".join(args.argv)
     if args.merge:
         from tfp_dgbn.studies.uci import merge_reports

@@ -179,6 +179,12 @@ class Budget:
       num_samples: weight draws S of a stochastic predictive; seed: base seed;
       head: every network's output law, a family of `REAL_FAMILIES` (the protocol: "normal"; "student-t"
         for targets whose errors are heavier-tailed).
+      refine: positive factors f; when given, both ensembles' KL weight is chosen among the CV's weight w
+        and each f * w on the `CALIBRATION_SHARE` of the training split held out from an ensemble of
+        ``members`` networks trained on the rest (`_held_out`): the plain ensemble's by that mixture's
+        held-out NLL, the calibrated one's by its NLL after its tau. The CV's folds hold half the rows
+        and mixtures of ``cv_members``; the held-out ensemble is the model the ensembles are, on 80% of
+        the rows (docs/uci.md). Empty (the default): the CV's weight.
     """
 
     steps: int = 4000
@@ -192,10 +198,15 @@ class Budget:
     seed: int = 0
     grid: tuple = field(default=KL_GRID)
     head: str = "normal"
+    refine: tuple = ()
 
     def __post_init__(self):
         if self.head not in REAL_FAMILIES:
             raise InputError(f"head must be one of {list(REAL_FAMILIES)} (a real-valued target), got {self.head!r}")
+        for f in self.refine:
+            if isinstance(f, bool) or not isinstance(f, (int, float)) or not np.isfinite(f) or f <= 0:
+                raise InputError(f"refine factors must be finite and > 0, got {f!r}")
+        self.refine = tuple(float(f) for f in self.refine)
 
 
 def _scores(dist, y):
@@ -226,10 +237,13 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
     """Every method on one split.
 
     Returns:
-      ({method: {test_ll, rmse, coverage90, n_test, seconds[, kl_weight, cv_nll][, spread, spread_nll]}},
+      ({method: {test_ll, rmse, coverage90, n_test, seconds[, kl_weight, cv_nll][, held_out_nll]
+      [, spread, spread_nll]}},
       {method: model} of the `ENSEMBLES` run, for export). A calibrated ensemble's seconds include the
       training of the ensemble it recalibrates.
     """
+    from tfp_dgbn.predict import Recalibrated
+
     b = budget
     # the protocol's epochs over this training split, in gradient steps; every network gets at least
     # these (a large table's networks are still converging after a fixed step budget: docs/uci.md)
@@ -247,30 +261,52 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
     def flipout(kl_weight, seed, rows=slice(None)):
         return net(seed, rows, kl_weight=kl_weight)
 
-    out, ensembles, tempered, ensemble, tempered_nets = {}, {}, None, None, {}
+    out, ensembles, built = {}, {}, {}
+
+    def piece(key, build):
+        # a network or ensemble built once and shared by the methods that use it; a method's seconds add the
+        # pieces it reuses from an earlier method (a calibrated ensemble: the ensemble it scales), except the
+        # CV and the tempered network, which count once, as flipout-tempered's
+        if key not in built:
+            t = time.time()
+            built[key] = (build(), t, time.time() - t)
+        used.add(key)
+        return built[key][0]
+
+    def tempered_net(weight):  # the tempered network, also the first member of every ensemble at its weight
+        return piece(("tempered", weight), lambda: flipout(weight, b.seed))
+
+    def full_ensemble(weight):
+        return piece(("ensemble", weight), lambda: [tempered_net(weight)] + [flipout(weight, b.seed + 100 * k)
+                                                                              for k in range(1, b.members)])
+
     for method in methods:
-        t0 = time.time()
+        t0, used = time.time(), set()
         extra = {}
         if method == "flipout":
             scores = _scores(log_predictive(flipout(1.0, b.seed), x_test, y_test, b.num_samples)[1], y_test)
         elif method in ("flipout-tempered",) + ENSEMBLES:
-            if tempered is None:  # the tempering CV runs once, for every method at its tempered weight
-                tempered = _tempering(x, y, flipout, b, mixture=any(m in ENSEMBLES for m in methods))
+            # the tempering CV runs once, for every method at its tempered weight
+            tempered = piece("cv", lambda: _tempering(x, y, flipout, b, mixture=any(m in ENSEMBLES for m in methods)))
             weight, cv = tempered[0 if method == "flipout-tempered" else 1]
             extra = {"kl_weight": weight, "cv_nll": cv}
-            if weight not in tempered_nets:  # the tempered network, also the ensemble's first member
-                tempered_nets[weight] = flipout(weight, b.seed)
-            model = tempered_nets[weight]
-            if method in ENSEMBLES:
-                if ensemble is None:  # trained once, for both ensemble methods
-                    ensemble = ([model] + [flipout(weight, b.seed + 100 * k) for k in range(1, b.members)],
-                                time.time() - t0)
-                elif method == "bayesian-ensemble-calibrated":
-                    t0 -= ensemble[1]  # its seconds include the ensemble it recalibrates
-                model = ensemble[0]
-            if method == "bayesian-ensemble-calibrated":
-                model, extra["spread"], extra["spread_nll"] = _recalibrated(x, y, model, weight, flipout, b)
-            if method in ENSEMBLES:
+            if method == "flipout-tempered":
+                model = tempered_net(weight)
+            else:
+                calibrated = method == "bayesian-ensemble-calibrated"
+                if b.refine or calibrated:  # the held-out share: the refined weight, and the calibration's tau
+                    held = piece("held-out", lambda: _held_out(x, y, weight, flipout, b))
+                    if b.refine:
+                        weight = min(held, key=lambda w: held[w]["nll_after" if calibrated else "nll_before"])
+                        extra.update(kl_weight=weight, held_out_nll={f"{w:g}": held[w]["nll_after" if calibrated
+                                                                                        else "nll_before"]
+                                                                     for w in held})
+                model = full_ensemble(weight)
+                if calibrated:
+                    info = held[weight]
+                    model = Recalibrated(model, info["spread"])
+                    extra.update(spread=info["spread"], spread_nll={"before": info["nll_before"],
+                                                                    "after": info["nll_after"]})
                 ensembles[method] = model
             scores = _scores(log_predictive(model, x_test, y_test, b.num_samples)[1], y_test)
         elif method == "mc-dropout":
@@ -286,7 +322,8 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
         lp, mean, lo, hi = scores
         out[method] = {"test_ll": float(lp.mean()), "rmse": float(np.sqrt(np.mean((mean - y_test) ** 2))),
                        "coverage90": float(np.mean((y_test >= lo) & (y_test <= hi))), "n_test": int(len(y_test)),
-                       "seconds": time.time() - t0, **extra}
+                       "seconds": time.time() - t0 + sum(built[k][2] for k in used if built[k][1] < t0
+                                                         and k != "cv" and k[0] != "tempered"), **extra}
         if progress:
             progress(method, out[method])
     return out, ensembles
@@ -314,20 +351,25 @@ def _tempering(x, y, flipout, b, mixture):
     return single, cross_validate(b.grid, lambda w, fit, held, k: mixed[(w, k)], len(y), b.folds, b.seed)
 
 
-def _recalibrated(x, y, ensemble, weight, flipout, b):
-    """``ensemble`` scaled by the tau that a second ensemble of the same recipe, trained on the training split
-    less a `CALIBRATION_SHARE` of its rows, fits on that share (`calibrate_spread`); returns (model, tau,
-    {before, after}: the share's NLL at tau = 1 and at tau)."""
+def _held_out(x, y, weight, flipout, b):
+    """The held-out share of the training split: for the ensembles' CV weight and each of ``b.refine``'s
+    multiples of it, an ensemble of ``b.members`` networks trained on the split less a `CALIBRATION_SHARE`
+    of its rows, scored on that share with its spread tau fitted there (`calibrate_spread`).
+
+    Returns:
+      {weight: {spread (tau), nll_before, nll_after (the share's NLL at tau = 1 and at tau, nats/row), rows}},
+      the weights in decreasing order.
+    """
     from tfp_dgbn.evaluate.recalibrate import calibrate_spread
-    from tfp_dgbn.predict import Recalibrated
 
     order = seeds.rng(b.seed, "calibration").permutation(len(y))
     cut = max(int(CALIBRATION_SHARE * len(y)), 1)
     held, fit = np.sort(order[:cut]), np.sort(order[cut:])
-    fold = [flipout(weight, b.seed + 100 * k + 7, fit) for k in range(b.members)]
-    _, info = calibrate_spread(fold, x[held], y[held], b.num_samples)
-    return Recalibrated(ensemble, info["spread"]), info["spread"], {"before": info["nll_before"],
-                                                                    "after": info["nll_after"]}
+    out = {}
+    for w in sorted({float(weight)} | {float(weight) * f for f in b.refine}, reverse=True):
+        fold = [flipout(w, b.seed + 100 * k + 7, fit) for k in range(b.members)]
+        out[w] = calibrate_spread(fold, x[held], y[held], b.num_samples)[1]
+    return out
 
 
 def uci_benchmark(data_dir, datasets=None, splits=None, methods=METHODS, budget=None, export_dir=None,
@@ -726,6 +768,15 @@ def _head_words(family):
                  "(the protocol: Normal; NGBoost stays Normal)")
 
 
+def _refine_words(b):
+    """The recipe's words for `Budget.refine` (none when it is empty)."""
+    if not b.refine:
+        return ""
+    return (f", then refined: each ensemble's weight chosen among the CV's w and "
+            f"{', '.join(f'{f:g}' for f in b.refine)} x w by the {CALIBRATION_SHARE:.0%} of the training split "
+            f"held out from an ensemble of {b.members} trained on the rest (the calibrated one's after its tau)")
+
+
 def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.0, header=None):
     """Write ``uci.json`` (dataset -> method -> metrics), ``uci.md`` (tables with the published numbers) and
     ``uci.png`` (`plot_uci`). ``budget`` (a `Budget`) writes a new header's recipe. ``command`` None:
@@ -758,10 +809,10 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
                   f"on the training split; ensembles of {b.members}; "
                   f"tempering by {b.folds}-fold CV over KL weights {', '.join(f'{w:g}' for w in b.grid)}"
                   + (f" (the ensembles' weight by the fold mixtures of {b.cv_members} networks)" if b.cv_members > 1
-                     else "") + f"; S = "
+                     else "") + _refine_words(b) + f"; S = "
                   f"{b.num_samples} weight draws; the calibrated ensemble's tau (per split) fitted on "
-                  f"{CALIBRATION_SHARE:.0%} of the training split held out from a second ensemble. Test log-likelihood (nats/example) and RMSE in the target's "
-                  "original units, mean +- SE over splits; 90% interval coverage averaged over splits, +- its "
+                  f"{CALIBRATION_SHARE:.0%} of the training split held out from a second ensemble. Test "
+                  "log-likelihood (nats/example) and RMSE in the target's original units, mean +- SE over splits; 90% interval coverage averaged over splits, +- its "
                   "binomial SE over the test rows."]
     lines = header + [""]
     for name, methods in result.items():
