@@ -282,6 +282,7 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
 
     for method in methods:
         t0, used = time.time(), set()
+        once = {"cv"} | {k for k in built if k[0] == "tempered"}  # counted as flipout-tempered's only
         extra = {}
         if method == "flipout":
             scores = _scores(log_predictive(flipout(1.0, b.seed), x_test, y_test, b.num_samples)[1], y_test)
@@ -297,10 +298,9 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
                 if b.refine or calibrated:  # the held-out share: the refined weight, and the calibration's tau
                     held = piece("held-out", lambda: _held_out(x, y, weight, flipout, b))
                     if b.refine:
-                        weight = min(held, key=lambda w: held[w]["nll_after" if calibrated else "nll_before"])
-                        extra.update(kl_weight=weight, held_out_nll={f"{w:g}": held[w]["nll_after" if calibrated
-                                                                                        else "nll_before"]
-                                                                     for w in held})
+                        score = {w: held[w]["nll_after" if calibrated else "nll_before"] for w in held}
+                        weight = min(score, key=score.get)
+                        extra.update(kl_weight=weight, held_out_nll={f"{w:g}": v for w, v in score.items()})
                 model = full_ensemble(weight)
                 if calibrated:
                     info = held[weight]
@@ -322,8 +322,8 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
         lp, mean, lo, hi = scores
         out[method] = {"test_ll": float(lp.mean()), "rmse": float(np.sqrt(np.mean((mean - y_test) ** 2))),
                        "coverage90": float(np.mean((y_test >= lo) & (y_test <= hi))), "n_test": int(len(y_test)),
-                       "seconds": time.time() - t0 + sum(built[k][2] for k in used if built[k][1] < t0
-                                                         and k != "cv" and k[0] != "tempered"), **extra}
+                       "seconds": time.time() - t0 + sum(built[k][2] for k in used - once if built[k][1] < t0),
+                       **extra}
         if progress:
             progress(method, out[method])
     return out, ensembles
@@ -780,8 +780,8 @@ def _refine_words(b):
 def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.0, header=None):
     """Write ``uci.json`` (dataset -> method -> metrics), ``uci.md`` (tables with the published numbers) and
     ``uci.png`` (`plot_uci`). ``budget`` (a `Budget`) writes a new header's recipe. ``command`` None:
-    re-rendered from a saved ``uci.json``, the existing ``uci.md``'s header (the run's command, time and recipe) is kept; ``header`` (lines) replaces it (a
-    merge's, `merge_reports`). An empty ``result`` is refused (`InputError`) before anything in ``out_dir``
+    re-rendered from a saved ``uci.json``, the existing ``uci.md``'s header (the run's command, time and
+    recipe) is kept; ``header`` (lines) replaces it (a merge's, `merge_reports`). An empty ``result`` is refused (`InputError`) before anything in ``out_dir``
     is touched."""
     from tfp_dgbn.atomic import atomic_file
 
@@ -812,8 +812,8 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
                      else "") + _refine_words(b) + f"; S = "
                   f"{b.num_samples} weight draws; the calibrated ensemble's tau (per split) fitted on "
                   f"{CALIBRATION_SHARE:.0%} of the training split held out from a second ensemble. Test "
-                  "log-likelihood (nats/example) and RMSE in the target's original units, mean +- SE over splits; 90% interval coverage averaged over splits, +- its "
-                  "binomial SE over the test rows."]
+                  "log-likelihood (nats/example) and RMSE in the target's original units, mean +- SE over splits; "
+                  "90% interval coverage averaged over splits, +- its binomial SE over the test rows."]
     lines = header + [""]
     for name, methods in result.items():
         first = next(iter(methods.values()))
