@@ -1,9 +1,9 @@
 """Probe behind `dgbn benchmark uci --refine` (docs/uci.md): training rows only.
 
-For each split, the training split is cut as the calibrated ensemble's is (`CALIBRATION_SHARE` held out,
-the same seeded order); at each KL weight an ensemble of 5 two-layer Flipout networks (the benchmark's
-seeds) trains on the rest and is scored on the held-out rows: mean log-likelihood and 90% coverage of the
-ensemble and of its first network. No test row is read.
+For each split, the training split is cut as the calibrated ensemble's is (`calibration_rows`); at each
+KL weight an ensemble of 5 two-layer Flipout networks (the benchmark's seeds) trains on the rest and is
+scored on the held-out rows: mean log-likelihood and 90% coverage of the ensemble and of its first
+network. No test row is read.
 
     python docs/probes/uci_held_out_weights.py normal 0,1 0.3,0.2,0.15,0.1 [../shared/data/uci/energy]
 
@@ -13,12 +13,9 @@ import json
 import sys
 import time
 
-import numpy as np
-
-from tfp_dgbn import seeds
 from tfp_dgbn.model.heads import head_for_targets
 from tfp_dgbn.studies.fitting import log_predictive, train_mlp
-from tfp_dgbn.studies.uci import CALIBRATION_SHARE, _scores, load_uci
+from tfp_dgbn.studies.uci import _scores, calibration_rows, load_uci
 
 
 def main(family, splits, weights, folder="../shared/data/uci/energy", steps=8000, members=5):
@@ -26,9 +23,7 @@ def main(family, splits, weights, folder="../shared/data/uci/energy", steps=8000
     d = load_uci(folder)
     for s in splits:
         x, y, _, _ = d.split(s)
-        order = seeds.rng(0, "calibration").permutation(len(y))
-        cut = int(CALIBRATION_SHARE * len(y))
-        held, fit = np.sort(order[:cut]), np.sort(order[cut:])
+        held, fit = calibration_rows(len(y), 0)
         for w in weights:
             t0 = time.time()
             head, bias = head_for_targets(family, y[fit])

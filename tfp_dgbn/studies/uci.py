@@ -282,13 +282,14 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
 
     for method in methods:
         t0, used = time.time(), set()
-        once = {"cv"} | {k for k in built if k[0] == "tempered"}  # counted as flipout-tempered's only
+        once = {k for k in built if k[0] in ("cv", "tempered")}  # counted as flipout-tempered's only
         extra = {}
         if method == "flipout":
             scores = _scores(log_predictive(flipout(1.0, b.seed), x_test, y_test, b.num_samples)[1], y_test)
         elif method in ("flipout-tempered",) + ENSEMBLES:
             # the tempering CV runs once, for every method at its tempered weight
-            tempered = piece("cv", lambda: _tempering(x, y, flipout, b, mixture=any(m in ENSEMBLES for m in methods)))
+            mixture = any(m in ENSEMBLES for m in methods)
+            tempered = piece(("cv",), lambda: _tempering(x, y, flipout, b, mixture=mixture))
             weight, cv = tempered[0 if method == "flipout-tempered" else 1]
             extra = {"kl_weight": weight, "cv_nll": cv}
             if method == "flipout-tempered":
@@ -296,7 +297,7 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
             else:
                 calibrated = method == "bayesian-ensemble-calibrated"
                 if b.refine or calibrated:  # the held-out share: the refined weight, and the calibration's tau
-                    held = piece("held-out", lambda: _held_out(x, y, weight, flipout, b))
+                    held = piece(("held-out",), lambda: _held_out(x, y, weight, flipout, b))
                     if b.refine:
                         score = {w: held[w]["nll_after" if calibrated else "nll_before"] for w in held}
                         weight = min(score, key=score.get)
@@ -351,6 +352,14 @@ def _tempering(x, y, flipout, b, mixture):
     return single, cross_validate(b.grid, lambda w, fit, held, k: mixed[(w, k)], len(y), b.folds, b.seed)
 
 
+def calibration_rows(n, seed):
+    """The (held-out, fit) row indices of a training split of n rows: `CALIBRATION_SHARE` of them (at least
+    one), drawn by ``seed``, held out from the networks that fit a calibrated ensemble's tau (`_held_out`)."""
+    order = seeds.rng(seed, "calibration").permutation(n)
+    cut = max(int(CALIBRATION_SHARE * n), 1)
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
 def _held_out(x, y, weight, flipout, b):
     """The held-out share of the training split: for the ensembles' CV weight and each of ``b.refine``'s
     multiples of it, an ensemble of ``b.members`` networks trained on the split less a `CALIBRATION_SHARE`
@@ -362,9 +371,7 @@ def _held_out(x, y, weight, flipout, b):
     """
     from tfp_dgbn.evaluate.recalibrate import calibrate_spread
 
-    order = seeds.rng(b.seed, "calibration").permutation(len(y))
-    cut = max(int(CALIBRATION_SHARE * len(y)), 1)
-    held, fit = np.sort(order[:cut]), np.sort(order[cut:])
+    held, fit = calibration_rows(len(y), b.seed)
     out = {}
     for w in sorted({float(weight)} | {float(weight) * f for f in b.refine}, reverse=True):
         fold = [flipout(w, b.seed + 100 * k + 7, fit) for k in range(b.members)]
@@ -781,8 +788,8 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
     """Write ``uci.json`` (dataset -> method -> metrics), ``uci.md`` (tables with the published numbers) and
     ``uci.png`` (`plot_uci`). ``budget`` (a `Budget`) writes a new header's recipe. ``command`` None:
     re-rendered from a saved ``uci.json``, the existing ``uci.md``'s header (the run's command, time and
-    recipe) is kept; ``header`` (lines) replaces it (a merge's, `merge_reports`). An empty ``result`` is refused (`InputError`) before anything in ``out_dir``
-    is touched."""
+    recipe) is kept; ``header`` (lines) replaces it (a merge's, `merge_reports`). An empty ``result`` is
+    refused (`InputError`) before anything in ``out_dir`` is touched."""
     from tfp_dgbn.atomic import atomic_file
 
     if not result:  # before any write: an empty result would replace a run's saved uci.json with {}
