@@ -212,9 +212,11 @@ def build_parser():
     uci.add_argument("--layers", type=int, default=1,
                      help="hidden layers of the protocol's width in every network, peers included (default 1: the "
                           "published protocol)")
-    uci.add_argument("--head", default="normal", choices=("normal", "student-t"),
+    uci.add_argument("--head", default="normal", choices=("normal", "student-t", "auto"),
                      help="every network's output law, peers included (default normal: the published protocol; "
-                          "student-t: one learned degrees of freedom per network, for heavy-tailed errors)")
+                          "student-t: one learned degrees of freedom per network, for heavy-tailed errors; auto: "
+                          "each split's, the one whose MC-dropout network has the lower NLL on 20%% of the "
+                          "training split held out from it)")
     uci.add_argument("--cv-members", type=int, default=1,
                      help="networks per fold of the tempering CV; above 1 the ensembles' KL weight is chosen by "
                           "their fold mixture's NLL (the model they are), not one network's (default 1)")

@@ -61,6 +61,7 @@ KL_GRID = (1.0, 0.3, 0.1, 0.03, 0.01)
 LEVEL = 0.9
 COVERAGE_GOAL = (0.87, 0.93)  # the 90% intervals' coverage asked of the best Bayesian method
 CALIBRATION_SHARE = 0.2  # of the training split, held out to fit bayesian-ensemble-calibrated's tau
+HEAD_CHOICES = REAL_FAMILIES + ("auto",)  # `Budget.head`: a family, or each split's choice (`_choose_head`)
 
 
 @dataclass
@@ -178,7 +179,8 @@ class Budget:
         by the fold mixtures' NLL (the model they are), the single network's by the first of each fold's;
       num_samples: weight draws S of a stochastic predictive; seed: base seed;
       head: every network's output law, a family of `REAL_FAMILIES` (the protocol: "normal"; "student-t"
-        for targets whose errors are heavier-tailed).
+        for targets whose errors are heavier-tailed), or "auto": each split's, chosen on its training rows
+        (`_choose_head`) and given to every network of the split, peers included.
       refine: positive factors f; when given, both ensembles' KL weight is chosen among the CV's weight w
         and each f * w on the `CALIBRATION_SHARE` of the training split held out from an ensemble of
         ``members`` networks trained on the rest (`_held_out`): the plain ensemble's by that mixture's
@@ -201,8 +203,8 @@ class Budget:
     refine: tuple = ()
 
     def __post_init__(self):
-        if self.head not in REAL_FAMILIES:
-            raise InputError(f"head must be one of {list(REAL_FAMILIES)} (a real-valued target), got {self.head!r}")
+        if self.head not in HEAD_CHOICES:
+            raise InputError(f"head must be one of {list(HEAD_CHOICES)} (a real-valued target), got {self.head!r}")
         for f in self.refine:
             if isinstance(f, bool) or not isinstance(f, (int, float)) or not np.isfinite(f) or f <= 0:
                 raise InputError(f"refine factors must be finite and > 0, got {f!r}")
@@ -238,9 +240,10 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
 
     Returns:
       ({method: {test_ll, rmse, coverage90, n_test, seconds[, kl_weight, cv_nll][, held_out_nll]
-      [, spread, spread_nll]}},
+      [, spread, spread_nll][, head, head_nll]}},
       {method: model} of the `ENSEMBLES` run, for export). A calibrated ensemble's seconds include the
-      training of the ensemble it recalibrates.
+      training of the ensemble it recalibrates; under ``head="auto"`` every network method's row names the
+      split's head (`_choose_head`), and its seconds include that choice.
     """
     from tfp_dgbn.predict import Recalibrated
 
@@ -250,10 +253,10 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
     protocol = n_epochs * -(-len(y) // min(len(y), b.batch))
     steps = max(int(b.steps), protocol)
 
-    def net(seed, rows=slice(None), steps=steps, **build):
+    def net(seed, rows=slice(None), steps=steps, head=None, **build):
         # the target standardised on the rows the network trains on (a CV fold's own statistics); the head
         # is rebuilt from its config for each model (a layer belongs to one model)
-        head, bias = head_for_targets(b.head, y[rows])
+        head, bias = head_for_targets(head or family(), y[rows])
         return train_mlp(x[rows], y[rows], lambda: type(head).from_config(head.get_config()), steps, seed,
                          batch=b.batch, learning_rate=b.learning_rate, hidden=(int(n_hidden),) * int(b.layers),
                          output_bias=bias, **build)
@@ -273,6 +276,11 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
         used.add(key)
         return built[key][0]
 
+    def family():  # every network's head: the budget's, or under "auto" this split's choice, made once
+        if b.head != "auto":
+            return b.head
+        return piece(("head",), lambda: _choose_head(x, y, net, b))["head"]
+
     def tempered_net(weight):  # the tempered network, also the first member of every ensemble at its weight
         return piece(("tempered", weight), lambda: flipout(weight, b.seed))
 
@@ -284,6 +292,8 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
         t0, used = time.time(), set()
         once = {k for k in built if k[0] in ("cv", "tempered")}  # counted as flipout-tempered's only
         extra = {}
+        if method != "ngboost" and b.head == "auto":  # every network of the split gets the head chosen first
+            family()
         if method == "flipout":
             scores = _scores(log_predictive(flipout(1.0, b.seed), x_test, y_test, b.num_samples)[1], y_test)
         elif method in ("flipout-tempered",) + ENSEMBLES:
@@ -320,6 +330,8 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
             scores = _ngboost(x, y, x_test, y_test, b.seed)
         else:
             raise InputError(f"unknown method {method!r}; choose from {list(METHODS)}")
+        if ("head",) in used:  # the head its networks got, and why; its seconds include the choice
+            extra.update(built[("head",)][0])
         lp, mean, lo, hi = scores
         out[method] = {"test_ll": float(lp.mean()), "rmse": float(np.sqrt(np.mean((mean - y_test) ** 2))),
                        "coverage90": float(np.mean((y_test >= lo) & (y_test <= hi))), "n_test": int(len(y_test)),
@@ -350,6 +362,24 @@ def _tempering(x, y, flipout, b, mixture):
         return single, single
     # the same folds (seeded) again, now read from the mixtures' scores: no network is trained twice
     return single, cross_validate(b.grid, lambda w, fit, held, k: mixed[(w, k)], len(y), b.folds, b.seed)
+
+
+def _choose_head(x, y, net, b):
+    """The head of a split's networks under ``Budget(head="auto")``, chosen on its training rows: one network
+    per family of `REAL_FAMILIES`, of MC dropout's recipe (the cheapest stochastic network of the run, same
+    seed for each), trained on the split less its `calibration_rows` and scored there by its predictive NLL
+    over ``b.num_samples`` draws. The noise law's tails are what the families differ in, and every network
+    of the run models them through the same head, so one cheap network decides for all.
+
+    Returns:
+      {"head": the family of lowest held-out NLL (the first on a tie), "head_nll": {family: nats/row}}.
+    """
+    held, fit = calibration_rows(len(y), b.seed)
+    nll = {}
+    for family in REAL_FAMILIES:
+        model = net(b.seed + 11, fit, head=family, kind="deterministic", dropout=0.05)
+        nll[family] = float(-log_predictive(model, x[held], y[held], b.num_samples)[0].mean())
+    return {"head": min(nll, key=nll.get), "head_nll": nll}
 
 
 def calibration_rows(n, seed):
@@ -770,9 +800,27 @@ def _layers(n):
 
 def _head_words(family):
     """The report's words for the networks' output law, naming a departure from the protocol's Normal."""
+    if family == "auto":
+        return ("a heteroscedastic Normal or Student-t output (one learned degrees of freedom per network), "
+                "chosen per split by the held-out NLL of an MC-dropout network of each on the "
+                f"{CALIBRATION_SHARE:.0%} of the training split held out from it, for every network of the "
+                "split (the protocol: Normal; NGBoost stays Normal)")
     return ("a heteroscedastic Normal output" if family == "normal"
             else f"a heteroscedastic {family} output with one learned degrees of freedom per network "
                  "(the protocol: Normal; NGBoost stays Normal)")
+
+
+def _head_lines(methods):
+    """The report's line naming each split's chosen head under ``--head auto`` (none without it), with the
+    held-out NLLs it was chosen by; every network method of a split has the same choice, so the first row
+    holding one is read."""
+    rows = next((r["per_split"] for r in methods.values() if any("head" in row for row in r["per_split"])), [])
+    if not rows:
+        return []
+    chosen = [f"split {s}: {row['head']} (" + ", ".join(f"{f} {v:.3f}" for f, v in row["head_nll"].items()) + ")"
+              for s, row in zip(_split_ids(rows), rows)]
+    return ["", "Head chosen on the training rows (held-out NLL of an MC-dropout network of each, nats/row): "
+            + "; ".join(chosen) + "."]
 
 
 def _refine_words(b):
@@ -856,6 +904,7 @@ def write_uci_report(result, out_dir, data_dir, budget, command=None, seconds=0.
                     lines[-1] += (f" Against the repository's published MC dropout ({mean:.2f}): "
                                   f"{best['test_ll'] - mean:+.3f}, " + ("**more than** one SE below." if below
                                                                         else "not more than one SE below."))
+        lines += _head_lines(methods)
         lines.append("")
     wins = sum(j["beats_every_peer"] for j in judged.values())
     lines += ["## Summary", "", "| dataset | best Bayesian method | test LL | 90% coverage | best peer | its test LL |",
