@@ -638,3 +638,25 @@ def test_head_auto_picks_the_student_t_on_heavy_tailed_noise_and_not_on_normal_n
     # little (measured: -0.0045 nats, 1.9 SE), asked to stay under 0.02 nats (8 SE)
     head, gap, se = gaps["normal"]
     assert abs(gap) < 0.02 and 0.02 > 6 * se, gaps
+
+
+def test_paired_differences_compare_two_runs_on_the_splits_both_ran():
+    from tfp_dgbn.studies.uci import _summarise, paired_differences
+
+    def run(lls, first=0, covs=None):
+        rows = [{"test_ll": v, "rmse": 1.0, "coverage90": c, "seconds": 1.0, "split": first + k}
+                for k, (v, c) in enumerate(zip(lls, covs or [0.9] * len(lls)))]
+        return _summarise(rows)
+
+    new = {"a": {"m": run([-1.0, -2.0, -3.0], covs=[0.8, 0.9, 1.0]), "only-new": run([0.0])}, "b": {"m": run([1.0])}}
+    old = {"a": {"m": run([-2.5, -2.5, -4.0, -9.0], first=1)}}  # splits 1-4: shared with new's 1 and 2
+    out = paired_differences(new, old)
+    assert list(out) == ["a"] and list(out["a"]) == ["m"]  # only what both ran
+    r = out["a"]["m"]
+    assert r["splits"] == [1, 2]
+    # differences +0.5 and -0.5: mean 0, SE = sd / sqrt(2) = 0.7071 / 1.4142 = 0.5
+    assert np.isclose(r["diff"], 0.0) and np.isclose(r["diff_se"], 0.5)
+    assert np.isclose(r["new_ll"], -2.5) and np.isclose(r["old_ll"], -2.5)
+    assert np.isclose(r["new_coverage"], 0.95) and np.isclose(r["old_coverage"], 0.9)
+    del old["a"]["m"]["per_split"][0]["split"]  # a row from before rows named their split: its place, split 0
+    assert paired_differences(new, old, ["m"])["a"]["m"]["splits"] == [0, 2]

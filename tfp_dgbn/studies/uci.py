@@ -629,11 +629,16 @@ def _summarise(rows):
     out = {"splits": len(rows), "seconds": float(sum(r["seconds"] for r in rows)), "per_split": rows}
     for key in ("test_ll", "rmse"):
         values = [r[key] for r in rows]
-        out[key], out[key + "_se"] = mean_se(values) if len(values) > 1 else (float(values[0]), 0.0)
+        out[key], out[key + "_se"] = _over_splits(values)
     out["coverage90"] = float(np.mean([r["coverage90"] for r in rows]))
     if all("n_test" in r for r in rows):
         out["coverage90_se"] = coverage_se(rows)
     return out
+
+
+def _over_splits(values):
+    """Mean and standard error of one value per split (the SE is 0 with one split)."""
+    return mean_se(values) if len(values) > 1 else (float(values[0]), 0.0)
 
 
 def _split_ids(rows):
@@ -678,6 +683,40 @@ def merge_results(results, names=None):
                              + "; ".join(f"{m} {v}" for m, v in splits.items()))
         merged[dataset] = {m: _summarise([r[k] for k in sorted(r)]) for m, r in rows[dataset].items()}
     return merged
+
+
+def paired_differences(new, old, methods=None):
+    """Two runs' results compared split by split, on the splits both ran (a recipe change judged without the
+    between-split spread, which on the small tables is larger than the change).
+
+    Args:
+      new, old: `uci_benchmark` results (``uci.json`` contents); methods: the methods compared (default: every
+        method both hold, in ``new``'s order).
+
+    Returns:
+      {dataset: {method: {splits, new_ll, old_ll, diff, diff_se, new_coverage, old_coverage}}} for each
+      dataset both ran: the mean test LL and coverage of each run on the shared splits, and the mean of the
+      per-split differences new - old with its standard error (0 with one shared split).
+    """
+    out = {}
+    for dataset in new:
+        if dataset not in old:
+            continue
+        for method in methods or [m for m in new[dataset] if m in old[dataset]]:
+            rows = [{s: r for s, r in zip(_split_ids(run[dataset][method]["per_split"]),
+                                          run[dataset][method]["per_split"])} for run in (new, old)]
+            shared = sorted(set(rows[0]) & set(rows[1]))
+            if not shared:
+                continue
+            a, b = ([r[s] for s in shared] for r in rows)
+            diff = [x["test_ll"] - y["test_ll"] for x, y in zip(a, b)]
+            mean, se = _over_splits(diff)
+            out.setdefault(dataset, {})[method] = {
+                "splits": shared, "new_ll": float(np.mean([r["test_ll"] for r in a])),
+                "old_ll": float(np.mean([r["test_ll"] for r in b])), "diff": mean, "diff_se": se,
+                "new_coverage": float(np.mean([r["coverage90"] for r in a])),
+                "old_coverage": float(np.mean([r["coverage90"] for r in b]))}
+    return out
 
 
 def coverage_se(rows):
