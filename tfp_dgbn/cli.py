@@ -215,7 +215,7 @@ def build_parser():
     uci.add_argument("--head", default="normal", choices=("normal", "student-t", "auto"),
                      help="every network's output law, peers included (default normal: the published protocol; "
                           "student-t: one learned degrees of freedom per network, for heavy-tailed errors; auto: "
-                          "each split's, the one whose MC-dropout network has the lower NLL on 20%% of the "
+                          "each split's, the one whose ensemble (at the CV's weight) has the lower NLL on 20%% of the "
                           "training split held out from it)")
     uci.add_argument("--cv-members", type=int, default=1,
                      help="networks per fold of the tempering CV; above 1 the ensembles' KL weight is chosen by "
