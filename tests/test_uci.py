@@ -668,3 +668,4 @@ def test_paired_differences_compare_two_runs_on_the_splits_both_ran():
     assert np.isclose(r["new_coverage"], 0.95) and np.isclose(r["old_coverage"], 0.9)
     del old["a"]["m"]["per_split"][0]["split"]  # a row from before rows named their split: its place, split 0
     assert paired_differences(new, old, ["m"])["a"]["m"]["splits"] == [0, 2]
+    assert paired_differences(new, old, ["only-new", "m"])["a"].keys() == {"m"}  # a method one run lacks: left out

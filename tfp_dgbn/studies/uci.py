@@ -707,8 +707,8 @@ def paired_differences(new, old, methods=None):
     between-split spread, which on the small tables is larger than the change).
 
     Args:
-      new, old: `uci_benchmark` results (``uci.json`` contents); methods: the methods compared (default: every
-        method both hold, in ``new``'s order).
+      new, old: `uci_benchmark` results (``uci.json`` contents); methods: the methods compared, of those both
+        hold (default: every method both hold, in ``new``'s order).
 
     Returns:
       {dataset: {method: {splits, new_ll, old_ll, diff, diff_se, new_coverage, old_coverage}}} for each
@@ -719,7 +719,7 @@ def paired_differences(new, old, methods=None):
     for dataset in new:
         if dataset not in old:
             continue
-        for method in methods or [m for m in new[dataset] if m in old[dataset]]:
+        for method in [m for m in (methods or new[dataset]) if m in new[dataset] and m in old[dataset]]:
             rows = [{s: r for s, r in zip(_split_ids(run[dataset][method]["per_split"]),
                                           run[dataset][method]["per_split"])} for run in (new, old)]
             shared = sorted(set(rows[0]) & set(rows[1]))
