@@ -240,7 +240,7 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
 
     Returns:
       ({method: {test_ll, rmse, coverage90, n_test, seconds[, kl_weight, cv_nll][, held_out_nll]
-      [, spread, spread_nll][, head, head_nll]}},
+      [, spread, spread_nll][, head, head_nll, head_weight]}},
       {method: model} of the `ENSEMBLES` run, for export). A calibrated ensemble's seconds include the
       training of the ensemble it recalibrates; under ``head="auto"`` every network method's row names the
       split's head (`_choose_head`: head, head_nll, head_weight), and its seconds include that choice (its
@@ -313,7 +313,7 @@ def run_split(x, y, x_test, y_test, n_hidden, budget, methods=METHODS, progress=
         t0, used = time.time(), set()
         once = {k for k in built if k[0] in ("cv", "tempered")}  # counted as flipout-tempered's only
         extra = {}
-        if method != "ngboost" and b.head == "auto":  # every network of the split gets the head chosen first
+        if method != "ngboost":  # every network of the split gets the head; under "auto" it is chosen first
             family()
         if method == "flipout":
             scores = _scores(log_predictive(flipout(1.0, b.seed), x_test, y_test, b.num_samples)[1], y_test)
