@@ -182,6 +182,11 @@ class Task:
         """A fresh, uncompiled `BayesianModel` (called once per strategy scope; seed from ``settings``)."""
         raise NotImplementedError
 
+    def head_candidates(self, settings):
+        """The output laws the runner chooses between on the calibration rows (`tfp_dgbn.tasks.runner`), or
+        () when ``settings`` name one."""
+        return ()
+
     def describe(self, settings, data):
         """What is being fitted, for the progress line."""
         return f"{self.name} ({data.source.name})"

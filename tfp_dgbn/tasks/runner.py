@@ -48,7 +48,9 @@ def run(settings, progress=progress_line):
       (SavedModel) and in ``settings.logdir``: TensorBoard events,
       ``checkpoint.keras``, the task's figure, ``history.png`` (image loss, KL
       loss, KL weight) and ``metrics.json`` (``{"metrics", "config"}``); an
-      ensemble's networks train one after another in ``logdir/member_k``.
+      ensemble's networks train one after another in ``logdir/member_k``. When the task chooses the head
+      (`Task.head_candidates`, ``dgbn fit table --head auto``), each head's networks log to
+      ``logdir/head_NAME`` and ``metrics["head_choice"]`` (also in the export's metadata) holds the choice.
     """
     from tfp_dgbn.tasks import TASKS
 
@@ -59,14 +61,14 @@ def run(settings, progress=progress_line):
     strategy = make_strategy(settings.strategy)
     metadata = {"task": task.name, **data.metadata, "training_config": settings.to_dict(),
                 "kl_schedule": from_spec(settings.kl_schedule).spec()}
-    models, history, predictor, refits = [], None, None, []
-    for k in range(settings.ensemble):  # every worker trains every network: the steps are collective
-        model, member_history, predictor, refit = _train(task, member_settings(settings, k), data, strategy,
-                                                         metadata, progress)
-        history = history or member_history
-        if model is not None:
-            models.append(model)
-            refits += [refit] if refit else []
+    heads = task.head_candidates(settings)
+    if heads:  # each head's networks train on the same rows; the calibration rows pick one (`_choose_head`)
+        trained, choice = _choose_head(task, settings, heads, data, strategy, metadata, progress)
+        if choice:
+            metadata["head_choice"] = choice
+    else:
+        trained = _train_networks(task, settings, data, strategy, metadata, progress)
+    models, history, predictor, refits = trained
     if not models:  # a non-chief worker: the chief exports and evaluates
         return FitResult(None, None, history, {}, {})
     model = models[0] if len(models) == 1 else models
@@ -87,6 +89,8 @@ def run(settings, progress=progress_line):
                    version=tfp_dgbn.__version__)
     if calibrated:
         metrics["spread_calibration"] = calibrated
+    if "head_choice" in metadata:
+        metrics["head_choice"] = metadata["head_choice"]
     if refits:  # one per network
         metrics["kernel_spread"] = refits[0] if len(refits) == 1 else refits
 
@@ -100,6 +104,54 @@ def run(settings, progress=progress_line):
     with atomic_file(paths["metrics"], "w") as f:
         json.dump({"metrics": metrics, "config": settings.to_dict()}, f, indent=2, default=float)
     return FitResult(model, predictor, history, metrics, paths)
+
+
+def _train_networks(task, settings, data, strategy, metadata, progress):
+    """Train the ``settings.ensemble`` networks of one run, one after another (`_train` each).
+
+    Returns:
+      (the chief's networks, a list (empty on other workers), the first network's history, the training
+      `Predictor` of the last network or None, the kernel-spread refits).
+    """
+    models, history, predictor, refits = [], None, None, []
+    for k in range(settings.ensemble):  # every worker trains every network: the steps are collective
+        model, member_history, predictor, refit = _train(task, member_settings(settings, k), data, strategy,
+                                                         metadata, progress)
+        history = history or member_history
+        if model is not None:
+            models.append(model)
+            refits += [refit] if refit else []
+    return models, history, predictor, refits
+
+
+def _choose_head(task, settings, heads, data, strategy, metadata, progress):
+    """Train the run's networks once per head in ``heads`` and keep those of the best on the calibration rows.
+
+    The rows the spread is recalibrated on (``data.calibration``; no network trains on them) score each
+    head's predictive (its ensemble's mixture) by mean NLL before any recalibration, the rule of
+    ``dgbn benchmark uci --head auto`` (docs/uci.md). Each head's networks log to ``logdir/head_NAME``,
+    so TensorBoard shows both fits side by side.
+
+    Returns:
+      (`_train_networks`'s tuple for the chosen head, a dict: ``chosen``, ``nll`` (head -> nats per row),
+      ``rows``; None on a non-chief worker, which returns the last head's empty tuple).
+    """
+    trained, nll = {}, {}
+    features, targets = data.calibration
+    for head in heads:  # every worker trains every head: the steps are collective
+        own = dataclasses.replace(settings, head=head, logdir=os.path.join(settings.logdir, f"head_{head}"))
+        trained[head] = _train_networks(task, own, data, strategy, metadata, progress)
+        models = trained[head][0]
+        if models:  # the chief
+            dist = model_predictor(models[0] if len(models) == 1 else models, metadata)(features,
+                                                                                         settings.num_samples)
+            nll[head] = -float(np.mean(dist.log_prob(np.asarray(targets, "float32")).numpy()))
+            progress(f"{head} head: NLL {nll[head]:.4f} nats per row on the {len(targets)} calibration rows")
+    if not nll:
+        return trained[heads[-1]], None
+    chosen = min(nll, key=nll.get)
+    progress(f"head chosen on the calibration rows: {chosen}")
+    return trained[chosen], {"chosen": chosen, "nll": nll, "rows": int(len(targets))}
 
 
 def member_settings(settings, k):

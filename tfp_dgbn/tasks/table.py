@@ -24,9 +24,9 @@ class TableSettings(TrainSettings):
     data: str = setting(None, "your .csv or .npz file (docs/own_data.md); required")
     target: str = setting(None, "the target column; required")
     features: tuple = setting(None, "feature columns (default: all other columns)", each=str)
-    head: str = setting("normal", "output law: real targets (normal; student-t for heavy-tailed errors), counts "
-                        "(poisson), or classes 0..K-1 (categorical)",
-                        choices=("normal", "student-t", "poisson", "categorical"))
+    head: str = setting("normal", "output law: real targets (normal; student-t for heavy-tailed errors; auto: "
+                        "both trained, the better on the --calibrate rows kept), counts (poisson), or classes "
+                        "0..K-1 (categorical)", choices=("normal", "student-t", "auto", "poisson", "categorical"))
     holdout: float = setting(0.2, "fraction of rows held out (seeded split) for the evaluation report")
     calibrate: float = setting(0.0, "fraction of the training rows held out to recalibrate the predictive's "
                                "spread (normal or student-t head; 0: off): one factor, fitted on those rows by "
@@ -39,7 +39,10 @@ class TableSettings(TrainSettings):
             raise InputError(f"calibrate must be in [0, 1), got {self.calibrate!r}")
         from tfp_dgbn.predict import SPREAD_FAMILIES
 
-        if self.calibrate and self.head not in SPREAD_FAMILIES:
+        if self.head == "auto" and not self.calibrate:
+            raise InputError("head 'auto' chooses between normal and student-t on rows no network trains on: "
+                             "give it a calibrate share (e.g. --calibrate 0.2)")
+        if self.calibrate and self.head not in SPREAD_FAMILIES + ("auto",):
             raise InputError(f"calibrate needs a head with a location and a scale to recalibrate "
                              f"({' or '.join(SPREAD_FAMILIES)}); the head is {self.head!r}")
         super().check()
@@ -64,7 +67,8 @@ class TableTask(Task):
         from tfp_dgbn.dataset.sources import ArraySource
         from tfp_dgbn.model.heads import REAL_FAMILIES
 
-        x, y, names = load_table(s.data, s.target, s.features, integer_target=s.head not in REAL_FAMILIES)
+        x, y, names = load_table(s.data, s.target, s.features,
+                                 integer_target=s.head not in REAL_FAMILIES + ("auto",))
         (x_tr, y_tr), held = split_table(x, y, s.holdout, s.seed)
         calibration = None
         if s.calibrate:  # rows of the training share no network trains on
@@ -78,6 +82,11 @@ class TableTask(Task):
                  + f"{len(held[1])} held out; target {s.target!r}, features {', '.join(names)}")
         return TableData(ArraySource(x_tr, y_tr, s.seed, name="rows"), (held[0], held[1].astype("float32")),
                          meta, calibration=calibration, held=held, head_kwargs=head_kwargs)
+
+    def head_candidates(self, s):
+        from tfp_dgbn.model.heads import REAL_FAMILIES
+
+        return REAL_FAMILIES if s.head == "auto" else ()
 
     def build(self, s, data, kl_weight):
         from tfp_dgbn.model.heads import head_for_targets
