@@ -15,7 +15,7 @@ def _write(path, text):
 
 def test_csv_errors_name_row_and_column(tmp_path):
     ok = _write(tmp_path / "ok.csv", "x,z,y\n0.1,1,2.5\n0.2,2,3.5\n")
-    x, y, names = load_table(ok, "y")
+    x, y, names, _ = load_table(ok, "y")
     assert names == ["x", "z"] and x.shape == (2, 2) and y.tolist() == [2.5, 3.5]
     cases = {
         "x,y\n0.1,2\n0.2,abc\n": "row 3, column 'y' is not a number: 'abc'",
@@ -34,13 +34,29 @@ def test_csv_errors_name_row_and_column(tmp_path):
         load_table(ok, "y", integer_target=True)
     with pytest.raises(FileNotFoundError, match="no data file"):
         load_table(str(tmp_path / "none.csv"), "y")
+    # class targets: numbers must be class indices; text is kept only in the target, and only for classes
+    with pytest.raises(ValueError, match="row 2, column 'y' is 2.5: a count/class target must be a non-negative"):
+        load_table(ok, "y", labels=True)
+    words = _write(tmp_path / "words.csv", "x,kind,y\n0.1,red,b\n0.2,blue,a\n")
+    with pytest.raises(ValueError, match="row 2, column 'kind' is not a number: 'red'"):
+        load_table(words, "y", labels=True)
+    with pytest.raises(ValueError, match="row 2, column 'y' is not a number: 'b'"):
+        load_table(words, "y", features=["x"])
+    x, y, names, classes = load_table(words, "y", features=["x"], labels=True)
+    assert classes == ["a", "b"] and y.tolist() == [1, 0] and y.dtype == np.int64
+    x, y, names, classes = load_table(words, "y", features=["x"], labels=True, class_names=["b", "c", "a"])
+    assert classes == ["b", "c", "a"] and y.tolist() == [0, 2]
 
 
 def test_npz_columns_and_errors(tmp_path):
     path = str(tmp_path / "d.npz")
     np.savez(path, x=np.arange(5.0), y=np.array([0, 1, 2, 1, 0]))
-    x, y, names = load_table(path, "y", integer_target=True)
+    x, y, names, _ = load_table(path, "y", integer_target=True)
     assert y.dtype == np.int64 and names == ["x"]
+    np.savez(path, x=np.arange(3.0), y=np.array(["dog", "cat", "dog"]))
+    assert load_table(path, "y", labels=True).class_names == ["cat", "dog"]
+    with pytest.raises(ValueError, match="column 'y' has dtype <U3, not a real number type"):
+        load_table(path, "y")
     np.savez(path, x=np.array([0.0, np.nan]), y=np.zeros(2))
     with pytest.raises(ValueError, match="row 1, column 'x' is .*nan"):
         load_table(path, "y")

@@ -267,12 +267,14 @@ def _evaluate(args):
     if args.data:
         from tfp_dgbn.dataset.tabular import load_table
         from tfp_dgbn.model.heads import REAL_FAMILIES
+        from tfp_dgbn.predict import is_classes
 
         target = args.target or meta.get("target")
         if not target:
             raise InputError("give --target COLUMN (the export does not name one)")
-        x, y, _ = load_table(args.data, target, meta.get("feature_names"),
-                             integer_target=predictor.head.family not in REAL_FAMILIES)
+        x, y, _, _ = load_table(args.data, target, meta.get("feature_names"),
+                                integer_target=predictor.head.family not in REAL_FAMILIES,
+                                labels=is_classes(predictor.head), class_names=meta.get("class_names"))
         name = args.data
     else:
         from tfp_dgbn.tasks.toys import TOY_TASKS
@@ -365,10 +367,16 @@ def _predict(args):
     summary = predictor.summarize(draws)
     ordered = dist.event_shape.rank == 0 and not is_classes(predictor.head)
     lo, hi = central_interval(dist, args.level) if ordered else (None, None)
+    classes = predictor.metadata.get("class_names")  # text labels of a table's classes (index k: classes[k])
     rows = []
     for i in range(len(x)):
         # scalars as numbers, class probabilities as a list
         row = {"features": x[i].tolist(), **{k: np.asarray(v[i]).tolist() for k, v in summary.items()}}
+        if is_classes(predictor.head):
+            best = int(np.argmax(summary["probs"][i]))
+            row["predicted_class"] = classes[best] if classes else best
+            if classes:
+                row["probs_by_class"] = dict(zip(classes, row["probs"]))
         if lo is not None:
             row[f"interval_{args.level:g}"] = [float(lo[i]), float(hi[i])]
         rows.append(row)

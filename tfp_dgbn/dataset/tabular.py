@@ -3,16 +3,19 @@
 Formats (docs/own_data.md):
   CSV  a header row of column names, then one example per row, every value a
        number (``,`` separated; quoting as Python's csv module). Empty cells,
-       ``nan`` and text are errors naming the row (1-based, the header is row 1)
-       and the column.
+       ``nan`` and text in a used column are errors naming the row (1-based, the
+       header is row 1) and the column; columns not used are not read.
   NPZ  one 1-D numeric array per column, named by the column, all the same length.
 
 The target is one column (``--target``); the features are the named columns,
-or every other column. Targets of Poisson and categorical heads must be
-non-negative integers (categorical: classes 0..K-1).
+or every other column. Targets of Poisson heads must be non-negative integers.
+Class targets (``labels=True``) are either non-negative integers (label k is
+class k) or any text (CSV cells; NPZ string arrays): the distinct labels, sorted,
+are classes 0..K-1 and their names travel with the model (``class_names``).
 """
 import csv
 import os
+from collections import namedtuple
 
 import numpy as np
 
@@ -34,7 +37,15 @@ def _check_names(path, columns, target, features):
     return features
 
 
-def _read_csv(path):
+#: What `load_table` returns: x float32 [N, D], y [N], the feature names, and the class names of a text
+#: class target (index k of y is class_names[k]) or None.
+Table = namedtuple("Table", ["x", "y", "features", "class_names"])
+
+
+def _read_csv(path, target, features, text=None):
+    """The used columns of a CSV, name -> float64 [N] (the column named ``text``: stripped strings), the
+    feature names (`_check_names`) and the first data row's number. Columns not used are not read, so a
+    text column left out of ``features`` (an id, a comment) is no error."""
     with open(path, newline="") as f:
         reader = csv.reader(f)
         try:
@@ -43,6 +54,8 @@ def _read_csv(path):
             raise InputError(f"{path!r} is empty (a header row of column names is needed)") from None
         if len(set(header)) != len(header) or "" in header:
             raise InputError(f"{path!r}: the header row must name every column once, got {header}")
+        features = _check_names(path, header, target, features)
+        used = [(j, name) for j, name in enumerate(header) if name == target or name in features]
         rows = []
         for line, row in enumerate(reader, start=2):
             if not row:
@@ -50,7 +63,11 @@ def _read_csv(path):
             if len(row) != len(header):
                 raise InputError(f"{path!r} row {line} has {len(row)} values, the header has {len(header)}")
             values = []
-            for name, cell in zip(header, row):
+            for j, name in used:
+                cell = row[j]
+                if name == text and cell.strip():
+                    values.append(cell.strip())
+                    continue
                 try:
                     v = float(cell)
                 except ValueError:
@@ -62,29 +79,38 @@ def _read_csv(path):
             rows.append(values)
     if not rows:
         raise InputError(f"{path!r} has a header but no rows")
-    table = np.asarray(rows, "float64")
-    return {name: table[:, j] for j, name in enumerate(header)}, 2
+    table = np.asarray(rows, dtype=object)
+    columns = {name: table[:, i].astype(object if name == text else "float64") for i, (_, name) in enumerate(used)}
+    return columns, features, 2
 
 
-def _read_npz(path):
+def _read_npz(path, target, features, text=None):
+    """The used columns of an NPZ, name -> float64 [N] (the column named ``text`` may be a string array, kept
+    as str), the feature names and the first row's number (0); columns not used are not checked."""
     with np.load(path, allow_pickle=False) as data:
-        columns = {name: data[name] for name in data.files}
+        features = _check_names(path, list(data.files), target, features)
+        columns = {name: data[name] for name in data.files if name == target or name in features}
     lengths = {name: a.shape for name, a in columns.items()}
-    for name, a in columns.items():
+    for name, a in list(columns.items()):
         if a.ndim != 1:
             raise InputError(f"{path!r} column {name!r} has shape {list(a.shape)}; each column must be 1-D")
+        if name == text and a.dtype.kind in "US":
+            columns[name] = np.array([str(v.decode() if isinstance(v, bytes) else v).strip() for v in a], object)
+            continue
         if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
             raise InputError(f"{path!r} column {name!r} has dtype {a.dtype}, not a real number type")
     if len({s[0] for s in lengths.values()}) > 1:
         raise InputError(f"{path!r} columns differ in length: {dict((k, v[0]) for k, v in lengths.items())}")
     for name, a in columns.items():
+        if a.dtype == object:
+            continue
         bad = np.flatnonzero(~np.isfinite(a.astype("float64")))
         if bad.size:
             raise InputError(f"{path!r} row {bad[0]}, column {name!r} is {float(a[bad[0]])!r}: values must be finite")
-    return {k: v.astype("float64") for k, v in columns.items()}, 0
+    return {k: v if v.dtype == object else v.astype("float64") for k, v in columns.items()}, features, 0
 
 
-def load_table(path, target, features=None, integer_target=False):
+def load_table(path, target, features=None, integer_target=False, labels=False, class_names=None):
     """Features and target from a CSV or NPZ file (module docstring).
 
     Args:
@@ -92,33 +118,66 @@ def load_table(path, target, features=None, integer_target=False):
       target: the target column's name.
       features: feature column names (default: every other column).
       integer_target: require non-negative integer targets (count heads).
+      labels: the target holds classes: non-negative integers, or text labels (module docstring).
+      class_names: with ``labels``, the class names a model was trained with (its metadata's
+        ``class_names``): the file's labels are mapped onto them, and a label outside them is an error.
 
     Returns:
-      (x float32 [N, D], y [N] (float32, or int64 with ``integer_target``), feature names).
+      `Table` (x float32 [N, D], y [N] (float32, or int64 with ``integer_target`` or ``labels``), feature
+      names, class names of text labels or None); it unpacks as a 4-tuple.
 
     Raises:
       ValueError / FileNotFoundError naming the file, row and column of the problem.
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"no data file at {path!r}")
+    text = target if labels else None
     if str(path).endswith(".csv"):
-        columns, first_row = _read_csv(path)
+        columns, features, first_row = _read_csv(path, target, features, text)
     elif str(path).endswith(".npz"):
-        columns, first_row = _read_npz(path)
+        columns, features, first_row = _read_npz(path, target, features, text)
     else:
         raise InputError(f"data file must end in .csv or .npz, got {path!r}")
-    features = _check_names(path, list(columns), target, features)
     y = columns[target]
-    if integer_target:
-        bad = np.flatnonzero((y < 0) | (y != np.round(y)))
-        if bad.size:
-            raise InputError(f"{path!r} row {bad[0] + first_row}, column {target!r} is {float(y[bad[0]])!r}: "
-                             "a count/class target must be a non-negative integer")
-        y = y.astype("int64")
+    if labels and (class_names is not None or y.dtype == object and not _all_numbers(y)):
+        y, class_names = _class_indices(path, target, y, class_names, first_row)
     else:
-        y = y.astype("float32")
+        class_names = None
+        y = y.astype("float64")
+        if integer_target or labels:
+            bad = np.flatnonzero((y < 0) | (y != np.round(y)))
+            if bad.size:
+                raise InputError(f"{path!r} row {bad[0] + first_row}, column {target!r} is {float(y[bad[0]])!r}: "
+                                 "a count/class target must be a non-negative integer")
+            y = y.astype("int64")
+        else:
+            y = y.astype("float32")
     x = np.stack([columns[f] for f in features], axis=1).astype("float32")
-    return x, y, features
+    return Table(x, y, features, class_names)
+
+
+def _all_numbers(values):
+    """Whether every label reads as a number: then they must be class indices 0..K-1 (a real target given
+    to a class head is an error, not thousands of classes)."""
+    try:
+        [float(v) for v in values]
+    except ValueError:
+        return False
+    return True
+
+
+def _class_indices(path, target, values, class_names, first_row):
+    """Text labels -> class indices [N] int64 and the class names (given, or the sorted distinct labels)."""
+    # numbers from an NPZ match the names a CSV's cells gave: 2.0 -> "2"
+    values = np.array([str(int(v)) if isinstance(v, float) and v == int(v) else str(v) for v in values], object)
+    if class_names is None:
+        class_names = sorted(set(values.tolist()))
+    index = {name: k for k, name in enumerate(class_names)}
+    unknown = [i for i, v in enumerate(values) if v not in index]
+    if unknown:
+        raise InputError(f"{path!r} row {unknown[0] + first_row}, column {target!r} is {values[unknown[0]]!r}, "
+                         f"not one of the model's classes {list(class_names)}")
+    return np.array([index[v] for v in values], "int64"), list(class_names)
 
 
 def split_table(x, y, holdout=0.2, seed=0, role="holdout", name="holdout"):

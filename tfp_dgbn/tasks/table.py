@@ -67,8 +67,8 @@ class TableTask(Task):
         from tfp_dgbn.dataset.sources import ArraySource
         from tfp_dgbn.model.heads import REAL_FAMILIES
 
-        x, y, names = load_table(s.data, s.target, s.features,
-                                 integer_target=s.head not in REAL_FAMILIES + ("auto",))
+        x, y, names, classes = load_table(s.data, s.target, s.features, labels=s.head == "categorical",
+                                          integer_target=s.head not in REAL_FAMILIES + ("auto",))
         (x_tr, y_tr), held = split_table(x, y, s.holdout, s.seed)
         calibration = None
         if s.calibrate:  # rows of the training share no network trains on
@@ -76,7 +76,9 @@ class TableTask(Task):
             calibration = (x_cal, y_cal.astype("float32"))
         meta = {"data": os.path.abspath(s.data), "target": s.target, "feature_names": list(names),
                 "feature_ranges": [[float(a), float(b)] for a, b in zip(x_tr.min(axis=0), x_tr.max(axis=0))]}
-        head_kwargs = {"num_classes": int(y.max()) + 1} if s.head == "categorical" else {}
+        if classes:  # text labels: class k is classes[k]; the export names them
+            meta["class_names"] = classes
+        head_kwargs = {"num_classes": len(classes) if classes else int(y.max()) + 1} if s.head == "categorical" else {}
         progress(f"{s.data}: {len(y_tr)} training rows, "
                  + (f"{len(calibration[1])} to recalibrate, " if calibration else "")
                  + f"{len(held[1])} held out; target {s.target!r}, features {', '.join(names)}")
