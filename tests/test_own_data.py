@@ -34,6 +34,11 @@ def test_csv_errors_name_row_and_column(tmp_path):
         load_table(ok, "y", integer_target=True)
     with pytest.raises(FileNotFoundError, match="no data file"):
         load_table(str(tmp_path / "none.csv"), "y")
+    # semicolons (UCI's wine quality files) or tabs where the header has no comma; quoted names with spaces
+    for sep in (";", "\t"):
+        other = _write(tmp_path / "sep.csv", sep.join(['"fixed acidity"', "quality"]) + f"\n7.4{sep}5\n7.8{sep}6\n")
+        x, y, names, _ = load_table(other, "quality")
+        assert names == ["fixed acidity"] and x[:, 0].tolist() == pytest.approx([7.4, 7.8]) and y.tolist() == [5, 6]
     # class targets: numbers must be class indices; text is kept only in the target, and only for classes
     with pytest.raises(ValueError, match="row 2, column 'y' is 2.5: a count/class target must be a non-negative"):
         load_table(ok, "y", labels=True)

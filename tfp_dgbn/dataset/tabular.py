@@ -2,7 +2,8 @@
 
 Formats (docs/own_data.md):
   CSV  a header row of column names, then one example per row, every value a
-       number (``,`` separated; quoting as Python's csv module). Empty cells,
+       number (``,`` separated, or ``;`` or tabs where the header has no comma;
+       quoting as Python's csv module). Empty cells,
        ``nan`` and text in a used column are errors naming the row (1-based, the
        header is row 1) and the column; columns not used are not read.
   NPZ  one 1-D numeric array per column, named by the column, all the same length.
@@ -47,7 +48,7 @@ def _read_csv(path, target, features, text=None):
     feature names (`_check_names`) and the first data row's number. Columns not used are not read, so a
     text column left out of ``features`` (an id, a comment) is no error."""
     with open(path, newline="") as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, delimiter=_delimiter(f))
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
@@ -82,6 +83,16 @@ def _read_csv(path, target, features, text=None):
     table = np.asarray(rows, dtype=object)
     columns = {name: table[:, i].astype(object if name == text else "float64") for i, (_, name) in enumerate(used)}
     return columns, features, 2
+
+
+def _delimiter(f):
+    """The file's delimiter: ``,``, or ``;`` or a tab where the header row has that and no comma (UCI's wine
+    quality tables use ``;``). The file is rewound."""
+    header = f.readline()
+    f.seek(0)
+    if "," in header:
+        return ","
+    return max(";\t", key=header.count) if any(c in header for c in ";\t") else ","
 
 
 def _read_npz(path, target, features, text=None):
