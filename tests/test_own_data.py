@@ -15,7 +15,7 @@ def _write(path, text):
 
 def test_csv_errors_name_row_and_column(tmp_path):
     ok = _write(tmp_path / "ok.csv", "x,z,y\n0.1,1,2.5\n0.2,2,3.5\n")
-    x, y, names, _ = load_table(ok, "y")
+    x, y, names = load_table(ok, "y")[:3]
     assert names == ["x", "z"] and x.shape == (2, 2) and y.tolist() == [2.5, 3.5]
     cases = {
         "x,y\n0.1,2\n0.2,abc\n": "row 3, column 'y' is not a number: 'abc'",
@@ -37,30 +37,51 @@ def test_csv_errors_name_row_and_column(tmp_path):
     # semicolons (UCI's wine quality files) or tabs where the header has no comma; quoted names with spaces
     for sep in (";", "\t"):
         other = _write(tmp_path / "sep.csv", sep.join(['"fixed acidity"', "quality"]) + f"\n7.4{sep}5\n7.8{sep}6\n")
-        x, y, names, _ = load_table(other, "quality")
+        x, y, names = load_table(other, "quality")[:3]
         assert names == ["fixed acidity"] and x[:, 0].tolist() == pytest.approx([7.4, 7.8]) and y.tolist() == [5, 6]
     # class targets: numbers must be class indices; text is kept only in the target, and only for classes
     with pytest.raises(ValueError, match="row 2, column 'y' is 2.5: a count/class target must be a non-negative"):
         load_table(ok, "y", labels=True)
     words = _write(tmp_path / "words.csv", "x,kind,y\n0.1,red,b\n0.2,blue,a\n")
-    with pytest.raises(ValueError, match="row 2, column 'kind' is not a number: 'red'"):
-        load_table(words, "y", labels=True)
     with pytest.raises(ValueError, match="row 2, column 'y' is not a number: 'b'"):
         load_table(words, "y", features=["x"])
-    x, y, names, classes = load_table(words, "y", features=["x"], labels=True)
+    x, y, names, classes = load_table(words, "y", features=["x"], labels=True)[:4]
     assert classes == ["a", "b"] and y.tolist() == [1, 0] and y.dtype == np.int64
-    x, y, names, classes = load_table(words, "y", features=["x"], labels=True, class_names=["b", "c", "a"])
+    x, y, names, classes = load_table(words, "y", features=["x"], labels=True, class_names=["b", "c", "a"])[:4]
     assert classes == ["b", "c", "a"] and y.tolist() == [0, 2]
+
+
+def test_text_inputs_become_one_input_per_category(tmp_path):
+    path = _write(tmp_path / "t.csv", "x,colour,y\n0.1,red,1\n0.2,blue,2\n0.3,red,3\n")
+    t = load_table(path, "y")
+    assert t.features == ["x", "colour=blue", "colour=red"] and t.columns == ["x", "colour"]
+    assert t.categories == {"colour": ["blue", "red"]}
+    np.testing.assert_allclose(t.x, [[0.1, 0, 1], [0.2, 1, 0], [0.3, 0, 1]], rtol=1e-6)
+    # a model's categories encode a new file onto the same inputs, whatever that file holds
+    other = _write(tmp_path / "o.csv", "x,colour,y\n0.5,red,1\n")
+    np.testing.assert_allclose(load_table(other, "y", categories=t.categories).x, [[0.5, 0, 1]])
+    with pytest.raises(ValueError, match="row 2, column 'colour' is 'green', not one of the model's categories of "
+                                         "'colour' \\['blue', 'red'\\]"):
+        load_table(_write(tmp_path / "g.csv", "x,colour,y\n0.5,green,1\n"), "y", categories=t.categories)
+    # a column that mixes numbers and text (a missing-value mark) is an error, not a category per number
+    with pytest.raises(ValueError, match="row 3, column 'x' is not a number: '\\?'"):
+        load_table(_write(tmp_path / "q.csv", "x,y\n0.1,1\n?,2\n0.3,3\n"), "y")
+    with pytest.raises(ValueError, match="row 3, column 'colour' is empty"):
+        load_table(_write(tmp_path / "e.csv", "x,colour,y\n0.1,red,1\n0.2,,2\n"), "y")
+    ids = "x,id,y\n" + "".join(f"0.1,row{i},1\n" for i in range(60))
+    with pytest.raises(ValueError, match="column 'id' holds 60 distinct texts .* more than 50"):
+        load_table(_write(tmp_path / "ids.csv", ids), "y")
+    assert load_table(_write(tmp_path / "ids.csv", ids), "y", features=["x"]).features == ["x"]
 
 
 def test_npz_columns_and_errors(tmp_path):
     path = str(tmp_path / "d.npz")
     np.savez(path, x=np.arange(5.0), y=np.array([0, 1, 2, 1, 0]))
-    x, y, names, _ = load_table(path, "y", integer_target=True)
+    x, y, names = load_table(path, "y", integer_target=True)[:3]
     assert y.dtype == np.int64 and names == ["x"]
     np.savez(path, x=np.arange(3.0), y=np.array(["dog", "cat", "dog"]))
     assert load_table(path, "y", labels=True).class_names == ["cat", "dog"]
-    with pytest.raises(ValueError, match="column 'y' has dtype <U3, not a real number type"):
+    with pytest.raises(ValueError, match="row 0, column 'y' is not a number: 'dog'"):
         load_table(path, "y")
     np.savez(path, x=np.array([0.0, np.nan]), y=np.zeros(2))
     with pytest.raises(ValueError, match="row 1, column 'x' is .*nan"):

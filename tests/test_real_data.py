@@ -238,40 +238,49 @@ def test_fit_table_head_auto_keeps_the_student_t_on_heavy_tailed_rows(tmp_path, 
     assert tfp_dgbn.load(str(tmp_path / "m")).metadata["head_choice"] == choice  # the export kept
 
 
-def test_text_class_labels_are_classes_named_in_the_export(tmp_path, capsys):
-    """A class column of words (as an iris CSV has): sorted labels are classes 0..K-1, named everywhere."""
+def test_text_class_labels_and_text_inputs_are_named_in_the_export(tmp_path, capsys):
+    """A class column of words (as an iris CSV has) and an input column of words: sorted labels are classes
+    0..K-1, each input word a 0/1 input, and the export names both, so new files are read the same way."""
     from tfp_dgbn.cli import main
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 3))
+    site = np.array(["south", "north"])[rng.integers(0, 2, 300)]  # no bearing on the class
     names = np.array(["virginica", "setosa", "versicolor"])  # not in sorted order: the sort must not matter
     y = names[np.where(x[:, 0] > 0.5, 0, np.where(x[:, 0] < -0.5, 1, 2))]
-    path = tmp_path / "iris.csv"
-    path.write_text("a,b,c,species\n" + "\n".join(f"{r[0]:.6g},{r[1]:.6g},{r[2]:.6g},{label}"
-                                                  for r, label in zip(x, y)))
-    r = fit("table", data=str(path), target="species", head="categorical", epochs=40,
-            logdir=str(tmp_path / "l"), out=str(tmp_path / "m"), verbose=0, num_samples=16)
+
+    def write(path, keep):
+        path.write_text("a,b,c,site,species\n" + "\n".join(f"{r[0]:.6g},{r[1]:.6g},{r[2]:.6g},{s},{label}"
+                                                          for r, s, label in zip(x[keep], site[keep], y[keep])))
+        return str(path)
+
+    r = fit("table", data=write(tmp_path / "iris.csv", slice(None)), target="species", head="categorical",
+            epochs=40, logdir=str(tmp_path / "l"), out=str(tmp_path / "m"), verbose=0, num_samples=16)
     # a label set by x[:, 0] alone: a fitted net far above chance (1/3)
     assert r.metrics["accuracy"] > 0.8, r.metrics["accuracy"]
     loaded = tfp_dgbn.load(str(tmp_path / "m"))
     assert loaded.metadata["class_names"] == ["setosa", "versicolor", "virginica"]
-    assert loaded.probs(x[:2], 8).shape == (2, 3)
+    assert loaded.metadata["feature_names"] == ["a", "b", "c", "site=north", "site=south"]
+    assert loaded.metadata["categories"] == {"site": ["north", "south"]}
+    assert loaded.probs(np.c_[x[:2], [[1, 0], [0, 1]]], 8).shape == (2, 3)
     capsys.readouterr()
-    assert main(["predict", "--model", str(tmp_path / "m"), "--features", "2", "0", "0", "-2", "0", "0"]) == 0
+    assert main(["predict", "--model", str(tmp_path / "m"), "--features", "2", "0", "0", "1", "0",
+                 "-2", "0", "0", "0", "1"]) == 0
     far_right, far_left = json.loads(capsys.readouterr().out)
     assert (far_right["predicted_class"], far_left["predicted_class"]) == ("virginica", "setosa")
     assert set(far_right["probs_by_class"]) == {"setosa", "versicolor", "virginica"}
     assert far_right["probs_by_class"]["virginica"] == max(far_right["probs"])
-    # evaluate maps a file's labels onto the model's classes, by name: here a file holding two of the three
-    subset = tmp_path / "two.csv"
-    keep = y != "versicolor"
-    subset.write_text("a,b,c,species\n" + "\n".join(f"{r[0]:.6g},{r[1]:.6g},{r[2]:.6g},{label}"
-                                                    for r, label in zip(x[keep], y[keep])))
-    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(subset),
-                 "--out", str(tmp_path / "ev")]) == 0
+    # evaluate reads a new file onto the model's classes and inputs by name: here one holding two of the
+    # three classes and one of the two sites
+    subset = write(tmp_path / "two.csv", (y != "versicolor") & (site == "north"))
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", subset, "--out", str(tmp_path / "ev")]) == 0
     evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert evaluated["accuracy"] > 0.8, evaluated["accuracy"]
-    (tmp_path / "bad.csv").write_text("a,b,c,species\n0,0,0,rose\n")
-    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "bad.csv"),
-                 "--out", str(tmp_path / "ev2")]) == 2
-    assert "'rose', not one of the model's classes ['setosa', 'versicolor', 'virginica']" in capsys.readouterr().err
+    for row, message in (("0,0,0,north,rose", "'rose', not one of the model's classes ['setosa', 'versicolor', "
+                                              "'virginica']"),
+                         ("0,0,0,east,setosa", "'east', not one of the model's categories of 'site' ['north', "
+                                               "'south']")):
+        (tmp_path / "bad.csv").write_text(f"a,b,c,site,species\n{row}\n")
+        assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "bad.csv"),
+                     "--out", str(tmp_path / "ev2")]) == 2
+        assert message in capsys.readouterr().err

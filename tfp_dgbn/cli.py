@@ -272,9 +272,11 @@ def _evaluate(args):
         target = args.target or meta.get("target")
         if not target:
             raise InputError("give --target COLUMN (the export does not name one)")
-        x, y, _, _ = load_table(args.data, target, meta.get("feature_names"),
-                                integer_target=predictor.head.family not in REAL_FAMILIES,
-                                labels=is_classes(predictor.head), class_names=meta.get("class_names"))
+        table = load_table(args.data, target, meta.get("feature_columns", meta.get("feature_names")),
+                           integer_target=predictor.head.family not in REAL_FAMILIES,
+                           labels=is_classes(predictor.head), class_names=meta.get("class_names"),
+                           categories=meta.get("categories"))
+        x, y = table.x, table.y
         name = args.data
     else:
         from tfp_dgbn.tasks.toys import TOY_TASKS

@@ -2,10 +2,10 @@
 
 Formats (docs/own_data.md):
   CSV  a header row of column names, then one example per row, every value a
-       number (``,`` separated, or ``;`` or tabs where the header has no comma;
-       quoting as Python's csv module). Empty cells,
-       ``nan`` and text in a used column are errors naming the row (1-based, the
-       header is row 1) and the column; columns not used are not read.
+       number or, in a text column, a word (``,`` separated, or ``;`` or tabs
+       where the header has no comma; quoting as Python's csv module). Empty
+       cells, ``nan`` and text in a column of numbers are errors naming the row
+       (1-based, the header is row 1) and the column; columns not used are not read.
   NPZ  one 1-D numeric array per column, named by the column, all the same length.
 
 The target is one column (``--target``); the features are the named columns,
@@ -13,6 +13,9 @@ or every other column. Targets of Poisson heads must be non-negative integers.
 Class targets (``labels=True``) are either non-negative integers (label k is
 class k) or any text (CSV cells; NPZ string arrays): the distinct labels, sorted,
 are classes 0..K-1 and their names travel with the model (``class_names``).
+A feature column of text (every cell text, as a colour or a region) becomes one
+0/1 input per distinct value (one-hot, at most `MAX_CATEGORIES`), named
+``column=value``; the categories travel with the model (``categories``).
 """
 import csv
 import os
@@ -38,15 +41,20 @@ def _check_names(path, columns, target, features):
     return features
 
 
-#: What `load_table` returns: x float32 [N, D], y [N], the feature names, and the class names of a text
-#: class target (index k of y is class_names[k]) or None.
-Table = namedtuple("Table", ["x", "y", "features", "class_names"])
+#: What `load_table` returns. x float32 [N, D]; y [N]; features: the D input names (a number column's
+#: name, or ``column=value`` for each category of a text column); class_names: the classes of a text class
+#: target (y = k is class_names[k]) or None; categories: text column -> its categories (one input each),
+#: {} when every input is a number; columns: the feature columns of the file the inputs come from.
+Table = namedtuple("Table", ["x", "y", "features", "class_names", "categories", "columns"])
+
+#: A text input column with more distinct values than this is refused (an id or free text, not a category).
+MAX_CATEGORIES = 50
 
 
-def _read_csv(path, target, features, text=None):
-    """The used columns of a CSV, name -> float64 [N] (the column named ``text``: stripped strings), the
-    feature names (`_check_names`) and the first data row's number. Columns not used are not read, so a
-    text column left out of ``features`` (an id, a comment) is no error."""
+def _read_csv(path, target, features):
+    """The used columns of a CSV, name -> stripped cell strings (object [N]), the feature names
+    (`_check_names`) and the first data row's number. Columns not used are not read, so a text column left
+    out of ``features`` (an id, a comment) is no error."""
     with open(path, newline="") as f:
         reader = csv.reader(f, delimiter=_delimiter(f))
         try:
@@ -63,26 +71,11 @@ def _read_csv(path, target, features, text=None):
                 continue
             if len(row) != len(header):
                 raise InputError(f"{path!r} row {line} has {len(row)} values, the header has {len(header)}")
-            values = []
-            for j, name in used:
-                cell = row[j]
-                if name == text and cell.strip():
-                    values.append(cell.strip())
-                    continue
-                try:
-                    v = float(cell)
-                except ValueError:
-                    what = "is empty" if not cell.strip() else f"is not a number: {cell!r}"
-                    raise InputError(f"{path!r} row {line}, column {name!r} {what}") from None
-                if not np.isfinite(v):
-                    raise InputError(f"{path!r} row {line}, column {name!r} is {cell.strip()!r}: values must be finite")
-                values.append(v)
-            rows.append(values)
+            rows.append([row[j].strip() for j, _ in used])
     if not rows:
         raise InputError(f"{path!r} has a header but no rows")
-    table = np.asarray(rows, dtype=object)
-    columns = {name: table[:, i].astype(object if name == text else "float64") for i, (_, name) in enumerate(used)}
-    return columns, features, 2
+    table = np.array(rows, dtype=object)
+    return {name: table[:, i] for i, (_, name) in enumerate(used)}, features, 2
 
 
 def _delimiter(f):
@@ -95,9 +88,9 @@ def _delimiter(f):
     return max(";\t", key=header.count) if any(c in header for c in ";\t") else ","
 
 
-def _read_npz(path, target, features, text=None):
-    """The used columns of an NPZ, name -> float64 [N] (the column named ``text`` may be a string array, kept
-    as str), the feature names and the first row's number (0); columns not used are not checked."""
+def _read_npz(path, target, features):
+    """The used columns of an NPZ, name -> numbers [N] or strings (object [N]) for a string array, the
+    feature names and the first row's number (0); columns not used are not checked."""
     with np.load(path, allow_pickle=False) as data:
         features = _check_names(path, list(data.files), target, features)
         columns = {name: data[name] for name in data.files if name == target or name in features}
@@ -105,23 +98,17 @@ def _read_npz(path, target, features, text=None):
     for name, a in list(columns.items()):
         if a.ndim != 1:
             raise InputError(f"{path!r} column {name!r} has shape {list(a.shape)}; each column must be 1-D")
-        if name == text and a.dtype.kind in "US":
+        if a.dtype.kind in "US":
             columns[name] = np.array([str(v.decode() if isinstance(v, bytes) else v).strip() for v in a], object)
-            continue
-        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-            raise InputError(f"{path!r} column {name!r} has dtype {a.dtype}, not a real number type")
+        elif not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+            raise InputError(f"{path!r} column {name!r} has dtype {a.dtype}, not a real number or string type")
     if len({s[0] for s in lengths.values()}) > 1:
         raise InputError(f"{path!r} columns differ in length: {dict((k, v[0]) for k, v in lengths.items())}")
-    for name, a in columns.items():
-        if a.dtype == object:
-            continue
-        bad = np.flatnonzero(~np.isfinite(a.astype("float64")))
-        if bad.size:
-            raise InputError(f"{path!r} row {bad[0]}, column {name!r} is {float(a[bad[0]])!r}: values must be finite")
-    return {k: v if v.dtype == object else v.astype("float64") for k, v in columns.items()}, features, 0
+    return columns, features, 0
 
 
-def load_table(path, target, features=None, integer_target=False, labels=False, class_names=None):
+def load_table(path, target, features=None, integer_target=False, labels=False, class_names=None,
+               categories=None):
     """Features and target from a CSV or NPZ file (module docstring).
 
     Args:
@@ -132,29 +119,31 @@ def load_table(path, target, features=None, integer_target=False, labels=False, 
       labels: the target holds classes: non-negative integers, or text labels (module docstring).
       class_names: with ``labels``, the class names a model was trained with (its metadata's
         ``class_names``): the file's labels are mapped onto them, and a label outside them is an error.
+      categories: the text columns' categories a model was trained with (its metadata's ``categories``):
+        those columns are encoded onto them (a value outside them is an error); default: each text
+        column's sorted distinct values.
 
     Returns:
-      `Table` (x float32 [N, D], y [N] (float32, or int64 with ``integer_target`` or ``labels``), feature
-      names, class names of text labels or None); it unpacks as a 4-tuple.
+      `Table` (x float32 [N, D], y [N] (float32, or int64 with ``integer_target`` or ``labels``), the D input
+      names, class names of text labels or None, the text columns' categories, the feature columns).
 
     Raises:
       ValueError / FileNotFoundError naming the file, row and column of the problem.
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"no data file at {path!r}")
-    text = target if labels else None
     if str(path).endswith(".csv"):
-        columns, features, first_row = _read_csv(path, target, features, text)
+        columns, features, first_row = _read_csv(path, target, features)
     elif str(path).endswith(".npz"):
-        columns, features, first_row = _read_npz(path, target, features, text)
+        columns, features, first_row = _read_npz(path, target, features)
     else:
         raise InputError(f"data file must end in .csv or .npz, got {path!r}")
     y = columns[target]
-    if labels and (class_names is not None or y.dtype == object and not _all_numbers(y)):
-        y, class_names = _class_indices(path, target, y, class_names, first_row)
+    if labels and (class_names is not None or _is_text(y)):
+        y, class_names = _encode(path, target, y, class_names, first_row, "the model's classes")
     else:
         class_names = None
-        y = y.astype("float64")
+        y = _numbers(path, target, y, first_row)
         if integer_target or labels:
             bad = np.flatnonzero((y < 0) | (y != np.round(y)))
             if bad.size:
@@ -163,32 +152,76 @@ def load_table(path, target, features=None, integer_target=False, labels=False, 
             y = y.astype("int64")
         else:
             y = y.astype("float32")
-    x = np.stack([columns[f] for f in features], axis=1).astype("float32")
-    return Table(x, y, features, class_names)
+    given, categories, inputs, names = dict(categories or {}), {}, [], []
+    for name in features:
+        values = columns[name]
+        if name in given or _is_text(values):  # one input per category (one-hot)
+            codes, categories[name] = _encode(path, name, values, given.get(name), first_row,
+                                              f"the model's categories of {name!r}", MAX_CATEGORIES)
+            inputs.append(np.eye(len(categories[name]))[codes])
+            names += [f"{name}={c}" for c in categories[name]]
+        else:
+            inputs.append(_numbers(path, name, values, first_row)[:, None])
+            names.append(name)
+    return Table(np.concatenate(inputs, axis=1).astype("float32"), y, names, class_names, categories, features)
 
 
-def _all_numbers(values):
-    """Whether every label reads as a number: then they must be class indices 0..K-1 (a real target given
-    to a class head is an error, not thousands of classes)."""
-    try:
-        [float(v) for v in values]
-    except ValueError:
+def _is_text(values):
+    """Whether a column is text: strings, none reading as a number (a column that mixes numbers and text,
+    as a missing-value mark does, is not: `_numbers` names its first text cell), not all empty."""
+    if values.dtype != object:
         return False
-    return True
+    for v in values:
+        try:
+            float(v)
+            return False
+        except ValueError:
+            pass
+    return any(values)
 
 
-def _class_indices(path, target, values, class_names, first_row):
-    """Text labels -> class indices [N] int64 and the class names (given, or the sorted distinct labels)."""
+def _numbers(path, name, values, first_row):
+    """A column as float64 [N]; an empty, text or non-finite cell is an error naming its row."""
+    if values.dtype != object:
+        numbers = values.astype("float64")
+        bad = np.flatnonzero(~np.isfinite(numbers))
+        if bad.size:
+            raise InputError(f"{path!r} row {bad[0] + first_row}, column {name!r} is {float(numbers[bad[0]])!r}: "
+                             "values must be finite")
+        return numbers
+    numbers = np.empty(len(values))
+    for i, cell in enumerate(values):
+        try:
+            numbers[i] = float(cell)
+        except ValueError:
+            what = "is empty" if not cell else f"is not a number: {cell!r}"
+            raise InputError(f"{path!r} row {i + first_row}, column {name!r} {what}") from None
+        if not np.isfinite(numbers[i]):
+            raise InputError(f"{path!r} row {i + first_row}, column {name!r} is {cell!r}: values must be finite")
+    return numbers
+
+
+def _encode(path, name, values, known, first_row, what, most=None):
+    """Text values -> indices [N] int64 into ``known`` (given, or the sorted distinct values) and that list.
+
+    ``what`` names ``known`` in the error for a value outside it; ``most``: refuse more distinct values."""
     # numbers from an NPZ match the names a CSV's cells gave: 2.0 -> "2"
     values = np.array([str(int(v)) if isinstance(v, float) and v == int(v) else str(v) for v in values], object)
-    if class_names is None:
-        class_names = sorted(set(values.tolist()))
-    index = {name: k for k, name in enumerate(class_names)}
+    empty = np.flatnonzero(values == "")
+    if empty.size:
+        raise InputError(f"{path!r} row {empty[0] + first_row}, column {name!r} is empty")
+    if known is None:
+        known = sorted(set(values.tolist()))
+        if most and len(known) > most:
+            raise InputError(f"{path!r} column {name!r} holds {len(known)} distinct texts ({', '.join(known[:3])}, "
+                             f"...): more than {most}, so not encoded one input per value; leave it out with "
+                             "--features, or encode it as numbers")
+    index = {v: k for k, v in enumerate(known)}
     unknown = [i for i, v in enumerate(values) if v not in index]
     if unknown:
-        raise InputError(f"{path!r} row {unknown[0] + first_row}, column {target!r} is {values[unknown[0]]!r}, "
-                         f"not one of the model's classes {list(class_names)}")
-    return np.array([index[v] for v in values], "int64"), list(class_names)
+        raise InputError(f"{path!r} row {unknown[0] + first_row}, column {name!r} is {values[unknown[0]]!r}, "
+                         f"not one of {what} {list(known)}")
+    return np.array([index[v] for v in values], "int64"), list(known)
 
 
 def split_table(x, y, holdout=0.2, seed=0, role="holdout", name="holdout"):

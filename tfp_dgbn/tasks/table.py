@@ -67,8 +67,9 @@ class TableTask(Task):
         from tfp_dgbn.dataset.sources import ArraySource
         from tfp_dgbn.model.heads import REAL_FAMILIES
 
-        x, y, names, classes = load_table(s.data, s.target, s.features, labels=s.head == "categorical",
-                                          integer_target=s.head not in REAL_FAMILIES + ("auto",))
+        table = load_table(s.data, s.target, s.features, labels=s.head == "categorical",
+                           integer_target=s.head not in REAL_FAMILIES + ("auto",))
+        x, y, names, classes = table.x, table.y, table.features, table.class_names
         (x_tr, y_tr), held = split_table(x, y, s.holdout, s.seed)
         calibration = None
         if s.calibrate:  # rows of the training share no network trains on
@@ -78,6 +79,8 @@ class TableTask(Task):
                 "feature_ranges": [[float(a), float(b)] for a, b in zip(x_tr.min(axis=0), x_tr.max(axis=0))]}
         if classes:  # text labels: class k is classes[k]; the export names them
             meta["class_names"] = classes
+        if table.categories:  # text inputs, one-hot: `dgbn evaluate` encodes a new file onto the same inputs
+            meta.update(categories=table.categories, feature_columns=table.columns)
         head_kwargs = {"num_classes": len(classes) if classes else int(y.max()) + 1} if s.head == "categorical" else {}
         progress(f"{s.data}: {len(y_tr)} training rows, "
                  + (f"{len(calibration[1])} to recalibrate, " if calibration else "")
@@ -97,8 +100,8 @@ class TableTask(Task):
         # Inputs standardised inside the model; the head starts at the targets, in their own units.
         x = data.source.inputs
         head, output_bias = head_for_targets(s.head, data.source.targets, **data.head_kwargs)
-        return bayesian_mlp(x.shape[1], head, data.source.distinct_examples(s.epochs), hidden=s.hidden, activation=s.activation,
-                            seed=s.seed, prior_scale=s.prior_scale, init_scale=s.init_scale, kl_weight=kl_weight,
+        return bayesian_mlp(x.shape[1], head, data.source.distinct_examples(s.epochs), hidden=s.hidden,
+                            activation=s.activation, seed=s.seed, prior_scale=s.prior_scale, init_scale=s.init_scale, kl_weight=kl_weight,
                             feature_mean=x.mean(axis=0), feature_std=np.maximum(x.std(axis=0), 1e-6),
                             output_bias=output_bias, name="table")
 
