@@ -81,7 +81,9 @@ class TableTask(Task):
             meta["class_names"] = classes
         if table.categories:  # text inputs, one-hot: `dgbn evaluate` encodes a new file onto the same inputs
             meta.update(categories=table.categories, feature_columns=table.columns)
-        head_kwargs = {"num_classes": len(classes) if classes else int(y.max()) + 1} if s.head == "categorical" else {}
+        head_kwargs = {}
+        if s.head == "categorical":
+            head_kwargs["num_classes"] = len(classes) if classes else int(y.max()) + 1
         progress(f"{s.data}: {len(y_tr)} training rows, "
                  + (f"{len(calibration[1])} to recalibrate, " if calibration else "")
                  + f"{len(held[1])} held out; target {s.target!r}, features {', '.join(names)}")
@@ -101,9 +103,9 @@ class TableTask(Task):
         x = data.source.inputs
         head, output_bias = head_for_targets(s.head, data.source.targets, **data.head_kwargs)
         return bayesian_mlp(x.shape[1], head, data.source.distinct_examples(s.epochs), hidden=s.hidden,
-                            activation=s.activation, seed=s.seed, prior_scale=s.prior_scale, init_scale=s.init_scale, kl_weight=kl_weight,
-                            feature_mean=x.mean(axis=0), feature_std=np.maximum(x.std(axis=0), 1e-6),
-                            output_bias=output_bias, name="table")
+                            activation=s.activation, seed=s.seed, prior_scale=s.prior_scale,
+                            init_scale=s.init_scale, kl_weight=kl_weight, feature_mean=x.mean(axis=0),
+                            feature_std=np.maximum(x.std(axis=0), 1e-6), output_bias=output_bias, name="table")
 
     def describe(self, s, data):
         return f"a Bayesian MLP ({s.head} head, {data.source.name})"
