@@ -62,8 +62,9 @@ def run(settings, progress=progress_line):
     metadata = {"task": task.name, **data.metadata, "training_config": settings.to_dict(),
                 "kl_schedule": from_spec(settings.kl_schedule).spec()}
     heads = task.head_candidates(settings)
+    recalibrated = None
     if heads:  # each head's networks train on the same rows; the calibration rows pick one (`_choose_head`)
-        trained, choice = _choose_head(task, settings, heads, data, strategy, metadata, progress)
+        trained, recalibrated, choice = _choose_head(task, settings, heads, data, strategy, metadata, progress)
         if choice:
             metadata["head_choice"] = choice
     else:
@@ -71,10 +72,8 @@ def run(settings, progress=progress_line):
     models, history, predictor, refits = trained
     if not models:  # a non-chief worker: the chief exports and evaluates
         return FitResult(None, None, history, {}, {})
-    model = models[0] if len(models) == 1 else models
-    calibrated = None
-    if data.calibration is not None:  # why: `tfp_dgbn.evaluate.recalibrate`
-        model, calibrated = calibrate_spread(model, *data.calibration, num_samples=settings.num_samples)
+    model, calibrated = recalibrated or _recalibrate(models, data, settings)
+    if calibrated:  # why: `tfp_dgbn.evaluate.recalibrate`
         progress(f"predictive spread recalibrated on {calibrated['rows']} held-out training rows: tau = "
                  f"{calibrated['spread']:.3f} (NLL {calibrated['nll_before']:.3f} -> {calibrated['nll_after']:.3f} "
                  f"nats per row)")
@@ -124,34 +123,45 @@ def _train_networks(task, settings, data, strategy, metadata, progress):
     return models, history, predictor, refits
 
 
+def _recalibrate(models, data, settings):
+    """The run's model (one network or the list) and, with calibration rows, its spread fitted on them.
+
+    Returns:
+      (the model, or a `tfp_dgbn.predict.Recalibrated` around it; `calibrate_spread`'s dict or None).
+    """
+    model = models[0] if len(models) == 1 else models
+    if data.calibration is None:
+        return model, None
+    return calibrate_spread(model, *data.calibration, num_samples=settings.num_samples)
+
+
 def _choose_head(task, settings, heads, data, strategy, metadata, progress):
     """Train the run's networks once per head in ``heads`` and keep those of the best on the calibration rows.
 
     The rows the spread is recalibrated on (``data.calibration``; no network trains on them) score each
-    head's predictive (its ensemble's mixture) by mean NLL before any recalibration, the rule of
-    ``dgbn benchmark uci --head auto`` (docs/uci.md). Each head's networks log to ``logdir/head_NAME``,
-    so TensorBoard shows both fits side by side.
+    head's predictive (its ensemble's mixture) by mean NLL before any recalibration (`calibrate_spread`'s
+    ``nll_before``), the rule of ``dgbn benchmark uci --head auto`` (docs/uci.md). Each head's networks log
+    to ``logdir/head_NAME``, so TensorBoard shows both fits side by side.
 
     Returns:
-      (`_train_networks`'s tuple for the chosen head, a dict: ``chosen``, ``nll`` (head -> nats per row),
-      ``rows``; None on a non-chief worker, which returns the last head's empty tuple).
+      (`_train_networks`'s tuple for the chosen head, `_recalibrate`'s pair for it, a dict: ``chosen``,
+      ``nll`` (head -> nats per row), ``rows``; on a non-chief worker the last head's empty tuple, None, None).
     """
-    trained, nll = {}, {}
-    features, targets = data.calibration
+    trained, recalibrated, nll = {}, {}, {}
     for head in heads:  # every worker trains every head: the steps are collective
         own = dataclasses.replace(settings, head=head, logdir=os.path.join(settings.logdir, f"head_{head}"))
         trained[head] = _train_networks(task, own, data, strategy, metadata, progress)
-        models = trained[head][0]
-        if models:  # the chief
-            dist = model_predictor(models[0] if len(models) == 1 else models, metadata)(features,
-                                                                                         settings.num_samples)
-            nll[head] = -float(np.mean(dist.log_prob(np.asarray(targets, "float32")).numpy()))
-            progress(f"{head} head: NLL {nll[head]:.4f} nats per row on the {len(targets)} calibration rows")
+        if trained[head][0]:  # the chief
+            recalibrated[head] = _recalibrate(trained[head][0], data, settings)
+            nll[head] = recalibrated[head][1]["nll_before"]
+            progress(f"{head} head: NLL {nll[head]:.4f} nats per row on the {recalibrated[head][1]['rows']} "
+                     "calibration rows")
     if not nll:
-        return trained[heads[-1]], None
+        return trained[heads[-1]], None, None
     chosen = min(nll, key=nll.get)
     progress(f"head chosen on the calibration rows: {chosen}")
-    return trained[chosen], {"chosen": chosen, "nll": nll, "rows": int(len(targets))}
+    return trained[chosen], recalibrated[chosen], {"chosen": chosen, "nll": nll,
+                                                   "rows": recalibrated[chosen][1]["rows"]}
 
 
 def member_settings(settings, k):
