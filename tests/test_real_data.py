@@ -128,6 +128,32 @@ def test_an_ensemble_export_serves_the_equal_mixture_of_its_networks(tmp_path):
     assert loaded.draws([[0.3]], 5)["loc"].shape[0] == 5  # S not a multiple of K: cut to S
 
 
+def test_fit_table_lengthens_the_epochs_of_a_small_table(tmp_path, capsys):
+    """An epoch of a small table is one or two steps: `min_steps` makes each epoch more passes, so the
+    posterior scales leave their start (init_scale 1e-3); without it they stay there (docs/own_data.md)."""
+    from tfp_dgbn.cli import main
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(100, 2))
+    csv = tmp_path / "small.csv"
+    csv.write_text("a,b,k\n" + "\n".join(f"{a:.6g},{b:.6g},{int(a > 0)}" for a, b in x))
+    stddev = {}
+    for steps in (0, 2000):  # 80 training rows, batch 128: one step per epoch, or ceil(2000 / 40) = 50
+        r = fit("table", data=str(csv), target="k", head="categorical", epochs=40, min_steps=steps,
+                logdir=str(tmp_path / f"l{steps}"), out=str(tmp_path / f"m{steps}"), verbose=0, num_samples=8)
+        assert int(r.model.optimizer.iterations) == 40 * max(1, steps // 40)
+        out = capsys.readouterr().out
+        assert f"40 epochs of {max(1, steps // 40)} step" in out
+        assert ("warning: the posterior scales are within a decade of their start" in out) == (steps == 0)
+        stddev[steps] = r.metrics["posterior_stddev"]["median"]
+    # 40 Adam steps of 5e-3 move a softplus-parametrised scale from 1e-3 by well under 2x; 2000 steps move
+    # it past 10x (towards the prior's 1 where the data do not pin a weight)
+    assert stddev[0] < 2e-3 and stddev[2000] > 1e-2, stddev
+    assert main(["fit", "table", "--data", str(csv), "--target", "k", "--min-steps", "-1", "--out",
+                 str(tmp_path / "m0"), "--quiet"]) == 2
+    assert "min_steps must be an integer >= 0, got -1" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_fit_table_ensemble_from_the_command_line(tmp_path):
     from tfp_dgbn.cli import main

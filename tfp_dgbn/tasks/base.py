@@ -187,6 +187,10 @@ class Task:
         () when ``settings`` name one."""
         return ()
 
+    def steps_per_epoch(self, settings, source):
+        """Gradient steps in one epoch: one pass over ``source``'s training examples at the batch size."""
+        return source.steps_per_epoch(settings.batch_size)
+
     def describe(self, settings, data):
         """What is being fitted, for the progress line."""
         return f"{self.name} ({data.source.name})"
