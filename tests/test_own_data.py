@@ -74,6 +74,38 @@ def test_text_inputs_become_one_input_per_category(tmp_path):
     assert load_table(_write(tmp_path / "ids.csv", ids), "y", features=["x"]).features == ["x"]
 
 
+def test_missing_values_are_errors_unless_marked_then_their_rows_are_dropped(tmp_path):
+    """A UCI-style file: '?' in a number column, an empty text cell, 'NA' in the target, a blank line."""
+    text = "x,colour,note,y\n0.1,red,a,1\n?,red,b,2\n\n0.3,,c,3\n0.4,blue,,NA\n0.5,blue,d,5\n0.6,red,?,6\n"
+    path = _write(tmp_path / "m.csv", text)
+    # by default an error naming the cell and the fix; rows are named by their line in the file (the blank
+    # line 4 is counted)
+    with pytest.raises(ValueError, match="row 6, column 'y' is not a number: 'NA' \\(if it marks a missing "
+                                         "value, drop such rows with --missing"):
+        load_table(path, "y", features=["x"])
+    filled = _write(tmp_path / "f.csv", text.replace(",NA\n", ",4\n"))
+    with pytest.raises(ValueError, match="row 3, column 'x' is not a number: '\\?'"):
+        load_table(filled, "y", features=["x"])
+    with pytest.raises(ValueError, match="row 5, column 'colour' is empty"):
+        load_table(filled, "y", features=["colour"])
+    t = load_table(path, "y", features=["x", "colour"], missing=["", "?", "NA"])
+    # dropped: line 3 ('?' in x), line 5 (empty colour), line 6 ('NA' target); 'note' is not used, so its
+    # empty and '?' cells drop nothing
+    assert t.dropped == 3 and t.y.tolist() == [1, 5, 6]
+    np.testing.assert_allclose(t.x, [[0.1, 0, 1], [0.5, 1, 0], [0.6, 0, 1]], rtol=1e-6)
+    assert t.categories == {"colour": ["blue", "red"]}  # the empty cell is no category
+    # errors after a drop still name the file's line
+    with pytest.raises(ValueError, match="row 8, column 'y' is 6.5: a count"):
+        load_table(_write(tmp_path / "c.csv", text.replace(",6\n", ",6.5\n")), "y", features=["x"],
+                   missing=["", "?", "NA"], integer_target=True)
+    with pytest.raises(ValueError, match="every row of .* has a missing value \\('\\?'\\)"):
+        load_table(_write(tmp_path / "all.csv", "x,y\n?,1\n?,2\n"), "y", missing=["?"])
+    npz = str(tmp_path / "m.npz")
+    np.savez(npz, x=np.array([0.0, np.nan, 2.0]), y=np.array([1.0, 2.0, 3.0]))
+    t = load_table(npz, "y", missing=[])
+    assert t.dropped == 1 and t.y.tolist() == [1.0, 3.0]
+
+
 def test_npz_columns_and_errors(tmp_path):
     path = str(tmp_path / "d.npz")
     np.savez(path, x=np.arange(5.0), y=np.array([0, 1, 2, 1, 0]))
@@ -93,25 +125,32 @@ def test_npz_columns_and_errors(tmp_path):
         split_table(np.zeros((1, 1)), np.zeros(1))
 
 
-def test_fit_table_then_evaluate_from_the_command_line(tmp_path):
+def test_fit_table_then_evaluate_from_the_command_line(tmp_path, capsys):
     """A CSV of the Gaussian toy plus an irrelevant column: trains, exports, reports; evaluate re-reads it."""
     from tfp_dgbn.simulate.toys import make_toy
 
     x, y = make_toy("toy-gaussian").sample(600, seed=4)
     noise = np.random.default_rng(1).normal(size=len(y))
     csv = tmp_path / "mine.csv"
-    csv.write_text("x,noise,y\n" + "\n".join(f"{a:.6f},{b:.6f},{c:.6f}" for a, b, c in zip(x[:, 0], noise, y)))
+    rows = [f"{a:.6f},{b:.6f},{c:.6f}" for a, b, c in zip(x[:, 0], noise, y)]
+    csv.write_text("x,noise,y\n" + "\n".join(rows[:5] + ["?,0.1,0.2"] + rows[5:]))  # a row with a missing x
     out, logdir = str(tmp_path / "export"), str(tmp_path / "logs")
     assert main(["fit", "table", "--data", str(csv), "--target", "y", "--epochs", "60", "--logdir", logdir,
-                 "--out", out, "--quiet"]) == 0
+                 "--out", out, "--quiet"]) == 2  # without --missing the '?' is an error naming its row
+    assert "row 7, column 'x' is not a number: '?' (if it marks a missing value" in capsys.readouterr().err
+    assert main(["fit", "table", "--data", str(csv), "--target", "y", "--epochs", "60", "--logdir", logdir,
+                 "--out", out, "--quiet", "--missing", "?"]) == 0
     report = (tmp_path / "logs" / "evaluation" / "report.md").read_text()
     assert "NLL" in report and "| 90% |" in report
     import tfp_dgbn
 
     pred = tfp_dgbn.load(out)
     assert pred.metadata["feature_names"] == ["x", "noise"] and pred.metadata["target"] == "y"
+    assert pred.metadata["missing"] == ["?"] and pred.metadata["rows_dropped"] == 1
+    # evaluate drops a file's rows by the marks the model was trained with
     assert main(["evaluate", "--model", out, "--data", str(csv), "--out", str(tmp_path / "ev"), "--num-samples",
                  "16"]) == 0
+    assert "(1 row with a missing value dropped)" in (tmp_path / "ev" / "report.md").read_text()
     assert os.path.exists(tmp_path / "ev" / "coverage.png")
     # a bad target column is a one-line user error (exit 2)
     assert main(["fit", "table", "--data", str(csv), "--target", "z", "--epochs", "1", "--logdir", logdir,

@@ -170,6 +170,8 @@ def build_parser():
     ev.add_argument("--data", default=None, help=".csv or .npz with the model's feature columns and the target "
                                                  "(default for toy models: fresh simulated examples)")
     ev.add_argument("--target", default=None, help="target column (default: the one the model was trained on)")
+    ev.add_argument("--missing", nargs="+", default=None, help="cell texts marking a missing value: rows holding "
+                    "one are dropped (default: the marks the model was trained with, else none: an error)")
     ev.add_argument("--out", default=None, help="report directory (default runs/evaluate/MODEL)")
     ev.add_argument("--n", type=int, default=5000, help="toy models: examples simulated (default 5000)")
     ev.add_argument("--num-samples", type=int, default=256, help="weight draws S (default 256)")
@@ -275,9 +277,11 @@ def _evaluate(args):
         table = load_table(args.data, target, meta.get("feature_columns", meta.get("feature_names")),
                            integer_target=predictor.head.family not in REAL_FAMILIES,
                            labels=is_classes(predictor.head), class_names=meta.get("class_names"),
-                           categories=meta.get("categories"))
+                           categories=meta.get("categories"),
+                           missing=meta.get("missing") if args.missing is None else args.missing)
         x, y = table.x, table.y
-        name = args.data
+        name = args.data + (f" ({table.dropped} row{'s' * (table.dropped > 1)} with a missing value dropped)"
+                            if table.dropped else "")
     else:
         from tfp_dgbn.tasks.toys import TOY_TASKS
 

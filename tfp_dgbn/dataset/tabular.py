@@ -5,8 +5,12 @@ Formats (docs/own_data.md):
        number or, in a text column, a word (``,`` separated, or ``;`` or tabs
        where the header has no comma; quoting as Python's csv module). Empty
        cells, ``nan`` and text in a column of numbers are errors naming the row
-       (1-based, the header is row 1) and the column; columns not used are not read.
+       (the file's line: the header is row 1) and the column; columns not used are not read.
   NPZ  one 1-D numeric array per column, named by the column, all the same length.
+
+Missing values: by default a missing cell is an error naming it. Given ``missing``
+(cell texts such as ``""``, ``"?"``, ``"NA"``), a row holding one of them in a used
+column is dropped (and counted), as is, in an NPZ number column, a row holding NaN.
 
 The target is one column (``--target``); the features are the named columns,
 or every other column. Targets of Poisson heads must be non-negative integers.
@@ -44,17 +48,21 @@ def _check_names(path, columns, target, features):
 #: What `load_table` returns. x float32 [N, D]; y [N]; features: the D input names (a number column's
 #: name, or ``column=value`` for each category of a text column); class_names: the classes of a text class
 #: target (y = k is class_names[k]) or None; categories: text column -> its categories (one input each),
-#: {} when every input is a number; columns: the feature columns of the file the inputs come from.
-Table = namedtuple("Table", ["x", "y", "features", "class_names", "categories", "columns"])
+#: {} when every input is a number; columns: the feature columns of the file the inputs come from; dropped:
+#: rows left out for a missing value (`load_table`'s ``missing``).
+Table = namedtuple("Table", ["x", "y", "features", "class_names", "categories", "columns", "dropped"])
 
 #: A text input column with more distinct values than this is refused (an id or free text, not a category).
 MAX_CATEGORIES = 50
 
+#: The fix named in the error for a missing or malformed cell.
+_MISSING_HINT = " (if it marks a missing value, drop such rows with --missing, e.g. --missing '' '?' NA)"
+
 
 def _read_csv(path, target, features):
     """The used columns of a CSV, name -> stripped cell strings (object [N]), the feature names
-    (`_check_names`) and the first data row's number. Columns not used are not read, so a text column left
-    out of ``features`` (an id, a comment) is no error."""
+    (`_check_names`) and each row's line in the file (int [N], the header is line 1; blank lines are skipped).
+    Columns not used are not read, so a text column left out of ``features`` (an id, a comment) is no error."""
     with open(path, newline="") as f:
         reader = csv.reader(f, delimiter=_delimiter(f))
         try:
@@ -65,17 +73,18 @@ def _read_csv(path, target, features):
             raise InputError(f"{path!r}: the header row must name every column once, got {header}")
         features = _check_names(path, header, target, features)
         used = [(j, name) for j, name in enumerate(header) if name == target or name in features]
-        rows = []
+        rows, lines = [], []
         for line, row in enumerate(reader, start=2):
             if not row:
                 continue
             if len(row) != len(header):
                 raise InputError(f"{path!r} row {line} has {len(row)} values, the header has {len(header)}")
             rows.append([row[j].strip() for j, _ in used])
+            lines.append(line)
     if not rows:
         raise InputError(f"{path!r} has a header but no rows")
     table = np.array(rows, dtype=object)
-    return {name: table[:, i] for i, (_, name) in enumerate(used)}, features, 2
+    return {name: table[:, i] for i, (_, name) in enumerate(used)}, features, np.array(lines)
 
 
 def _delimiter(f):
@@ -90,7 +99,7 @@ def _delimiter(f):
 
 def _read_npz(path, target, features):
     """The used columns of an NPZ, name -> numbers [N] or strings (object [N]) for a string array, the
-    feature names and the first row's number (0); columns not used are not checked."""
+    feature names and the rows' numbers (0..N-1); columns not used are not checked."""
     with np.load(path, allow_pickle=False) as data:
         features = _check_names(path, list(data.files), target, features)
         columns = {name: data[name] for name in data.files if name == target or name in features}
@@ -104,11 +113,11 @@ def _read_npz(path, target, features):
             raise InputError(f"{path!r} column {name!r} has dtype {a.dtype}, not a real number or string type")
     if len({s[0] for s in lengths.values()}) > 1:
         raise InputError(f"{path!r} columns differ in length: {dict((k, v[0]) for k, v in lengths.items())}")
-    return columns, features, 0
+    return columns, features, np.arange(len(columns[target]))
 
 
 def load_table(path, target, features=None, integer_target=False, labels=False, class_names=None,
-               categories=None):
+               categories=None, missing=None):
     """Features and target from a CSV or NPZ file (module docstring).
 
     Args:
@@ -122,10 +131,14 @@ def load_table(path, target, features=None, integer_target=False, labels=False, 
       categories: the text columns' categories a model was trained with (its metadata's ``categories``):
         those columns are encoded onto them (a value outside them is an error); default: each text
         column's sorted distinct values.
+      missing: cell texts that mark a missing value (e.g. ``["", "?", "NA"]``): a row with one in the target
+        or a feature column, or NaN in an NPZ number column, is dropped; default None: such a cell is an
+        error naming its row.
 
     Returns:
       `Table` (x float32 [N, D], y [N] (float32, or int64 with ``integer_target`` or ``labels``), the D input
-      names, class names of text labels or None, the text columns' categories, the feature columns).
+      names, class names of text labels or None, the text columns' categories, the feature columns, the
+      number of rows dropped for a missing value).
 
     Raises:
       ValueError / FileNotFoundError naming the file, row and column of the problem.
@@ -133,21 +146,22 @@ def load_table(path, target, features=None, integer_target=False, labels=False, 
     if not os.path.exists(path):
         raise FileNotFoundError(f"no data file at {path!r}")
     if str(path).endswith(".csv"):
-        columns, features, first_row = _read_csv(path, target, features)
+        columns, features, rows = _read_csv(path, target, features)
     elif str(path).endswith(".npz"):
-        columns, features, first_row = _read_npz(path, target, features)
+        columns, features, rows = _read_npz(path, target, features)
     else:
         raise InputError(f"data file must end in .csv or .npz, got {path!r}")
+    columns, rows, dropped = _drop_missing(path, columns, rows, missing)
     y = columns[target]
     if labels and (class_names is not None or _is_text(y)):
-        y, class_names = _encode(path, target, y, class_names, first_row, "the model's classes")
+        y, class_names = _encode(path, target, y, class_names, rows, "the model's classes")
     else:
         class_names = None
-        y = _numbers(path, target, y, first_row)
+        y = _numbers(path, target, y, rows)
         if integer_target or labels:
             bad = np.flatnonzero((y < 0) | (y != np.round(y)))
             if bad.size:
-                raise InputError(f"{path!r} row {bad[0] + first_row}, column {target!r} is {float(y[bad[0]])!r}: "
+                raise InputError(f"{path!r} row {rows[bad[0]]}, column {target!r} is {float(y[bad[0]])!r}: "
                                  "a count/class target must be a non-negative integer")
             y = y.astype("int64")
         else:
@@ -156,14 +170,32 @@ def load_table(path, target, features=None, integer_target=False, labels=False, 
     for name in features:
         values = columns[name]
         if name in given or _is_text(values):  # one input per category (one-hot)
-            codes, categories[name] = _encode(path, name, values, given.get(name), first_row,
+            codes, categories[name] = _encode(path, name, values, given.get(name), rows,
                                               f"the model's categories of {name!r}", MAX_CATEGORIES)
             inputs.append(np.eye(len(categories[name]))[codes])
             names += [f"{name}={c}" for c in categories[name]]
         else:
-            inputs.append(_numbers(path, name, values, first_row)[:, None])
+            inputs.append(_numbers(path, name, values, rows)[:, None])
             names.append(name)
-    return Table(np.concatenate(inputs, axis=1).astype("float32"), y, names, class_names, categories, features)
+    return Table(np.concatenate(inputs, axis=1).astype("float32"), y, names, class_names, categories, features,
+                 dropped)
+
+
+def _drop_missing(path, columns, rows, missing):
+    """(columns, rows, count) without the rows holding a mark of ``missing`` (None: nothing is dropped)."""
+    if missing is None:
+        return columns, rows, 0
+    marks = [str(m).strip() for m in missing]
+    keep = np.ones(len(rows), bool)
+    for values in columns.values():
+        if values.dtype == object:
+            keep &= ~np.isin(values, marks)
+        elif np.issubdtype(values.dtype, np.floating):
+            keep &= ~np.isnan(values)
+    if not keep.any():
+        raise InputError(f"every row of {path!r} has a missing value ({', '.join(map(repr, marks))}) in a used "
+                         "column")
+    return {name: values[keep] for name, values in columns.items()}, rows[keep], int((~keep).sum())
 
 
 def _is_text(values):
@@ -180,14 +212,15 @@ def _is_text(values):
     return any(values)
 
 
-def _numbers(path, name, values, first_row):
-    """A column as float64 [N]; an empty, text or non-finite cell is an error naming its row."""
+def _numbers(path, name, values, rows):
+    """A column as float64 [N]; an empty, text or non-finite cell is an error naming its row (``rows``: each
+    value's row number in the file)."""
     if values.dtype != object:
         numbers = values.astype("float64")
         bad = np.flatnonzero(~np.isfinite(numbers))
         if bad.size:
-            raise InputError(f"{path!r} row {bad[0] + first_row}, column {name!r} is {float(numbers[bad[0]])!r}: "
-                             "values must be finite")
+            raise InputError(f"{path!r} row {rows[bad[0]]}, column {name!r} is {float(numbers[bad[0]])!r}: "
+                             "values must be finite" + _MISSING_HINT)
         return numbers
     numbers = np.empty(len(values))
     for i, cell in enumerate(values):
@@ -195,13 +228,14 @@ def _numbers(path, name, values, first_row):
             numbers[i] = float(cell)
         except ValueError:
             what = "is empty" if not cell else f"is not a number: {cell!r}"
-            raise InputError(f"{path!r} row {i + first_row}, column {name!r} {what}") from None
+            raise InputError(f"{path!r} row {rows[i]}, column {name!r} {what}" + _MISSING_HINT) from None
         if not np.isfinite(numbers[i]):
-            raise InputError(f"{path!r} row {i + first_row}, column {name!r} is {cell!r}: values must be finite")
+            raise InputError(f"{path!r} row {rows[i]}, column {name!r} is {cell!r}: values must be finite"
+                             + _MISSING_HINT)
     return numbers
 
 
-def _encode(path, name, values, known, first_row, what, most=None):
+def _encode(path, name, values, known, rows, what, most=None):
     """Text values -> indices [N] int64 into ``known`` (given, or the sorted distinct values) and that list.
 
     ``what`` names ``known`` in the error for a value outside it; ``most``: refuse more distinct values."""
@@ -209,7 +243,7 @@ def _encode(path, name, values, known, first_row, what, most=None):
     values = np.array([str(int(v)) if isinstance(v, float) and v == int(v) else str(v) for v in values], object)
     empty = np.flatnonzero(values == "")
     if empty.size:
-        raise InputError(f"{path!r} row {empty[0] + first_row}, column {name!r} is empty")
+        raise InputError(f"{path!r} row {rows[empty[0]]}, column {name!r} is empty" + _MISSING_HINT)
     if known is None:
         known = sorted(set(values.tolist()))
         if most and len(known) > most:
@@ -219,7 +253,7 @@ def _encode(path, name, values, known, first_row, what, most=None):
     index = {v: k for k, v in enumerate(known)}
     unknown = [i for i, v in enumerate(values) if v not in index]
     if unknown:
-        raise InputError(f"{path!r} row {unknown[0] + first_row}, column {name!r} is {values[unknown[0]]!r}, "
+        raise InputError(f"{path!r} row {rows[unknown[0]]}, column {name!r} is {values[unknown[0]]!r}, "
                          f"not one of {what} {list(known)}")
     return np.array([index[v] for v in values], "int64"), list(known)
 

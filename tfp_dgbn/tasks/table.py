@@ -31,6 +31,9 @@ class TableSettings(TrainSettings):
     min_steps: int = setting(2000, "gradient steps in all at the least: on a small table one pass is a few "
                              "steps, so each epoch is made longer (more passes) until epochs x steps reaches this "
                              "(0: one pass per epoch; docs/own_data.md)")
+    missing: tuple = setting(None, "cell texts that mark a missing value (e.g. --missing '' '?' NA): rows with "
+                             "one in the target or a feature column are dropped and counted (default: an error)",
+                             each=str)
     holdout: float = setting(0.2, "fraction of rows held out (seeded split) for the evaluation report")
     calibrate: float = setting(0.0, "fraction of the training rows held out to recalibrate the predictive's "
                                "spread (normal or student-t head; 0: off): one factor, fitted on those rows by "
@@ -49,6 +52,9 @@ class TableSettings(TrainSettings):
         if self.calibrate and self.head not in SPREAD_FAMILIES + ("auto",):
             raise InputError(f"calibrate needs a head with a location and a scale to recalibrate "
                              f"({' or '.join(SPREAD_FAMILIES)}); the head is {self.head!r}")
+        if self.missing is not None and (isinstance(self.missing, str) or not all(isinstance(m, str)
+                                                                                   for m in self.missing)):
+            raise InputError(f"missing must be a list of cell texts (e.g. ['', '?', 'NA']), got {self.missing!r}")
         if not (isinstance(self.min_steps, int) and not isinstance(self.min_steps, bool) and self.min_steps >= 0):
             raise InputError(f"min_steps must be an integer >= 0, got {self.min_steps!r}")
         super().check()
@@ -74,7 +80,7 @@ class TableTask(Task):
         from tfp_dgbn.model.heads import REAL_FAMILIES
 
         table = load_table(s.data, s.target, s.features, labels=s.head == "categorical",
-                           integer_target=s.head not in REAL_FAMILIES + ("auto",))
+                           integer_target=s.head not in REAL_FAMILIES + ("auto",), missing=s.missing)
         x, y, names, classes = table.x, table.y, table.features, table.class_names
         (x_tr, y_tr), held = split_table(x, y, s.holdout, s.seed)
         calibration = None
@@ -83,6 +89,8 @@ class TableTask(Task):
             calibration = (x_cal, y_cal.astype("float32"))
         meta = {"data": os.path.abspath(s.data), "target": s.target, "feature_names": list(names),
                 "feature_ranges": [[float(a), float(b)] for a, b in zip(x_tr.min(axis=0), x_tr.max(axis=0))]}
+        if s.missing is not None:  # `dgbn evaluate` drops a new file's rows by the same marks
+            meta.update(missing=list(s.missing), rows_dropped=table.dropped)
         if classes:  # text labels: class k is classes[k]; the export names them
             meta["class_names"] = classes
         if table.categories:  # text inputs, one-hot: `dgbn evaluate` encodes a new file onto the same inputs
@@ -90,6 +98,9 @@ class TableTask(Task):
         head_kwargs = {}
         if s.head == "categorical":
             head_kwargs["num_classes"] = len(classes) if classes else int(y.max()) + 1
+        if table.dropped:
+            progress(f"{s.data}: {table.dropped} row{'s' * (table.dropped > 1)} with a missing value "
+                     f"({', '.join(map(repr, s.missing))}) dropped")
         progress(f"{s.data}: {len(y_tr)} training rows, "
                  + (f"{len(calibration[1])} to recalibrate, " if calibration else "")
                  + f"{len(held[1])} held out; target {s.target!r}, features {', '.join(names)}")
