@@ -34,6 +34,12 @@ def test_csv_errors_name_row_and_column(tmp_path):
         load_table(ok, "y", integer_target=True)
     with pytest.raises(FileNotFoundError, match="no data file"):
         load_table(str(tmp_path / "none.csv"), "y")
+    # pandas' to_csv writes its index as a column without a name: read, named as pandas does, no default input
+    indexed = _write(tmp_path / "pd.csv", ",x,y\n0,0.1,2\n1,0.2,3\n")
+    assert load_table(indexed, "y").features == ["x"]
+    assert load_table(indexed, "y", features=["Unnamed: 0", "x"]).x[:, 0].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="the header row must name every column once"):
+        load_table(_write(tmp_path / "dup.csv", "x,x,y\n1,2,3\n"), "y")
     # semicolons (UCI's wine quality files) or tabs where the header has no comma; quoted names with spaces
     for sep in (";", "\t"):
         other = _write(tmp_path / "sep.csv", sep.join(['"fixed acidity"', "quality"]) + f"\n7.4{sep}5\n7.8{sep}6\n")

@@ -31,10 +31,12 @@ from tfp_dgbn import seeds
 from tfp_dgbn.validate import InputError
 
 
-def _check_names(path, columns, target, features):
+def _check_names(path, columns, target, features, unnamed=()):
+    """The feature names: ``features``, checked against ``columns``, or every column but the target and the
+    ``unnamed`` ones (a saved index)."""
     if target not in columns:
         raise InputError(f"{path!r} has no column {target!r} (columns: {', '.join(columns)})")
-    features = [c for c in columns if c != target] if features is None else list(features)
+    features = [c for c in columns if c != target and c not in unnamed] if features is None else list(features)
     missing = [f for f in features if f not in columns]
     if missing:
         raise InputError(f"{path!r} has no column {missing[0]!r} (columns: {', '.join(columns)})")
@@ -61,7 +63,8 @@ _MISSING_HINT = " (if it marks a missing value, drop such rows with --missing, e
 
 def _read_csv(path, target, features):
     """The used columns of a CSV, name -> stripped cell strings (object [N]), the feature names
-    (`_check_names`) and each row's line in the file (int [N], the header is line 1; blank lines are skipped).
+    (`_check_names`; a column without a name, as pandas writes its index, is called ``Unnamed: J`` and is
+    no default feature) and each row's line in the file (int [N], the header is line 1; blank lines are skipped).
     Columns not used are not read, so a text column left out of ``features`` (an id, a comment) is no error."""
     with open(path, newline="") as f:
         reader = csv.reader(f, delimiter=_delimiter(f))
@@ -69,9 +72,13 @@ def _read_csv(path, target, features):
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             raise InputError(f"{path!r} is empty (a header row of column names is needed)") from None
-        if len(set(header)) != len(header) or "" in header:
+        # a column without a name is what pandas' to_csv writes for the index: named as pandas reads it back,
+        # and left out of the default features (row numbers are no input)
+        unnamed = {j: f"Unnamed: {j}" for j, h in enumerate(header) if not h}
+        header = [unnamed.get(j, h) for j, h in enumerate(header)]
+        if len(set(header)) != len(header):
             raise InputError(f"{path!r}: the header row must name every column once, got {header}")
-        features = _check_names(path, header, target, features)
+        features = _check_names(path, header, target, features, set(unnamed.values()))
         used = [(j, name) for j, name in enumerate(header) if name == target or name in features]
         rows, lines = [], []
         for line, row in enumerate(reader, start=2):
