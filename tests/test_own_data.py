@@ -30,7 +30,7 @@ def test_csv_errors_name_row_and_column(tmp_path):
             load_table(_write(tmp_path / f"bad{i}.csv", text), "y")
     with pytest.raises(ValueError, match="has no column 'q'"):
         load_table(ok, "y", features=["x", "q"])
-    with pytest.raises(ValueError, match="row 2, column 'y' is 2.5: a count/class target must be a non-negative"):
+    with pytest.raises(ValueError, match="row 2, column 'y' is 2.5: a count target must be a non-negative"):
         load_table(ok, "y", integer_target=True)
     with pytest.raises(FileNotFoundError, match="no data file"):
         load_table(str(tmp_path / "none.csv"), "y")
@@ -45,8 +45,8 @@ def test_csv_errors_name_row_and_column(tmp_path):
         other = _write(tmp_path / "sep.csv", sep.join(['"fixed acidity"', "quality"]) + f"\n7.4{sep}5\n7.8{sep}6\n")
         x, y, names = load_table(other, "quality")[:3]
         assert names == ["fixed acidity"] and x[:, 0].tolist() == pytest.approx([7.4, 7.8]) and y.tolist() == [5, 6]
-    # class targets: numbers must be class indices; text is kept only in the target, and only for classes
-    with pytest.raises(ValueError, match="row 2, column 'y' is 2.5: a count/class target must be a non-negative"):
+    # class targets: integers or text; text is kept only in the target, and only for classes
+    with pytest.raises(ValueError, match="row 2, column 'y' is 2.5: a class label must be an integer or text"):
         load_table(ok, "y", labels=True)
     words = _write(tmp_path / "words.csv", "x,kind,y\n0.1,red,b\n0.2,blue,a\n")
     with pytest.raises(ValueError, match="row 2, column 'y' is not a number: 'b'"):
@@ -55,6 +55,32 @@ def test_csv_errors_name_row_and_column(tmp_path):
     assert classes == ["a", "b"] and y.tolist() == [1, 0] and y.dtype == np.int64
     x, y, names, classes = load_table(words, "y", features=["x"], labels=True, class_names=["b", "c", "a"])[:4]
     assert classes == ["b", "c", "a"] and y.tolist() == [0, 2]
+
+
+def test_integer_labels_are_class_indices_only_when_they_are_0_to_k_minus_1(tmp_path):
+    """UCI codes classes 1..3 (wine) and SVM data -1/+1: named classes, no class the data never holds."""
+    def labels(text, **kw):
+        t = load_table(_write(tmp_path / "l.csv", "x,y\n" + "".join(f"0.1,{v}\n" for v in text.split())), "y",
+                       labels=True, **kw)
+        return t.y.tolist(), t.class_names
+
+    assert labels("2 0 1 1") == ([2, 0, 1, 1], None)  # 0..K-1: label k is class k, as before
+    assert labels("3 1 2 1") == ([2, 0, 1, 0], ["1", "2", "3"])
+    assert labels("1 -1 1.0") == ([1, 0, 1], ["-1", "1"])  # by value; "1.0" is the label 1
+    assert labels("10 2 0") == ([2, 1, 0], ["0", "2", "10"])  # by value, not as text; no phantom 1
+    # a model's names map a new file's labels, written either way (an NPZ's 3.0 too)
+    assert labels("3.0 1", class_names=["1", "2", "3"]) == ([2, 0], ["1", "2", "3"])
+    npz = str(tmp_path / "l.npz")
+    np.savez(npz, x=np.zeros(2), y=np.array([3.0, 2.0]))
+    assert load_table(npz, "y", labels=True, class_names=["1", "2", "3"]).y.tolist() == [2, 1]
+    with pytest.raises(ValueError, match="row 2, column 'y' is '4', not one of the model's classes \['1', '2', '3'"):
+        labels("4", class_names=["1", "2", "3"])
+    # a model whose labels are its indices (no names) takes labels 0..K-1 only, whichever the file holds
+    assert labels("2 2", num_classes=3) == ([2, 2], None)
+    with pytest.raises(ValueError, match="row 3, column 'y' is 3, not one of the model's classes 0..2"):
+        labels("0 3", num_classes=3)
+    with pytest.raises(ValueError, match="row 2, column 'y' is 'cat', not one of the model's classes"):
+        labels("cat", class_names=["1", "2"])
 
 
 def test_text_inputs_become_one_input_per_category(tmp_path):

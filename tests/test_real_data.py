@@ -80,7 +80,7 @@ def test_classes_get_probabilities_accuracy_and_no_intervals(tmp_path, capsys):
     logits = np.stack([2 * x[:, 0], -2 * x[:, 0], 1.5 * x[:, 1]], 1)
     p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     y = np.array([rng.choice(3, p=q) for q in p])
-    csv = _csv(tmp_path / "c.csv", x, y)
+    csv = _csv(tmp_path / "c.csv", x, y + 1)  # UCI's coding, classes 1..3: three named classes, no phantom 0
     r = fit("table", data=csv, target="y", head="categorical", epochs=60, logdir=str(tmp_path / "l"),
             out=str(tmp_path / "m"), verbose=0, num_samples=32)
     m = r.metrics
@@ -95,9 +95,16 @@ def test_classes_get_probabilities_accuracy_and_no_intervals(tmp_path, capsys):
     assert probs.shape == (5, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert "mean" not in loaded.summary(x[:5], 8)  # no "expected class index" for unordered classes
     capsys.readouterr()
-    assert main(["predict", "--model", str(tmp_path / "m"), "--features", "0.1", "0.2", "0.3"]) == 0
+    assert main(["predict", "--model", str(tmp_path / "m"), "--features", "1", "0", "0"]) == 0
     row = json.loads(capsys.readouterr().out)[0]
     assert len(row["probs"]) == 3 and "mutual_information" in row and not any(k.startswith("interval") for k in row)
+    assert loaded.metadata["class_names"] == ["1", "2", "3"] and list(row["probs_by_class"]) == ["1", "2", "3"]
+    assert row["predicted_class"] == "1"  # at x = (1, 0, 0) the true probability of class 1 is 0.87
+    assert main(["predict", "--model", str(tmp_path / "m"), "--features", "1", "red", "0"]) == 2
+    assert "--features value 'red' is not a finite number" in capsys.readouterr().err
+    # the file's labels map back onto the named classes: evaluate scores what fit's report scored
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", csv, "--out", str(tmp_path / "e")]) == 0
+    assert json.loads((tmp_path / "e" / "metrics.json").read_text())["accuracy"] > 0.55
 
 
 def test_an_ensemble_export_serves_the_equal_mixture_of_its_networks(tmp_path):
@@ -152,6 +159,16 @@ def test_fit_table_lengthens_the_epochs_of_a_small_table(tmp_path, capsys):
     assert main(["fit", "table", "--data", str(csv), "--target", "k", "--min-steps", "-1", "--out",
                  str(tmp_path / "m0"), "--quiet"]) == 2
     assert "min_steps must be an integer >= 0, got -1" in capsys.readouterr().err
+
+
+def test_the_narrow_posterior_warning_looks_at_every_network_of_an_ensemble():
+    from tfp_dgbn.tasks.runner import narrow_posterior_warning
+
+    assert narrow_posterior_warning([{"median": 0.5}, {"median": 0.2}], 1e-3) is None
+    assert "median 0.001, init_scale" in narrow_posterior_warning([{"median": 0.001}], 1e-3)
+    # the second network stayed at its start: the first one's wide scales must not hide it
+    assert "(median 0.002, the lowest of 2 networks" in narrow_posterior_warning([{"median": 0.5},
+                                                                                   {"median": 0.002}], 1e-3)
 
 
 @pytest.mark.slow
@@ -296,6 +313,17 @@ def test_text_class_labels_and_text_inputs_are_named_in_the_export(tmp_path, cap
     assert (far_right["predicted_class"], far_left["predicted_class"]) == ("virginica", "setosa")
     assert set(far_right["probs_by_class"]) == {"setosa", "versicolor", "virginica"}
     assert far_right["probs_by_class"]["virginica"] == max(far_right["probs"])
+    # the same two examples as a file's cells, a word for the text column: encoded onto the same inputs
+    assert main(["predict", "--model", str(tmp_path / "m"), "--features", "2", "0", "0", "north",
+                 "-2", "0", "0", "south"]) == 0
+    by_word = json.loads(capsys.readouterr().out)
+    assert [row["features"] for row in by_word] == [far_right["features"], far_left["features"]]
+    assert [row["predicted_class"] for row in by_word] == ["virginica", "setosa"]
+    for values, message in ((["2", "0", "0", "east"], "'--features' row 1, column 'site' is 'east', not one of the "
+                                                      "model's categories of 'site' ['north', 'south']"),
+                            (["2", "0", "north"], "--features takes 4 values per example (a b c site)")):
+        assert main(["predict", "--model", str(tmp_path / "m"), "--features", *values]) == 2
+        assert message in capsys.readouterr().err
     # evaluate reads a new file onto the model's classes and inputs by name: here one holding two of the
     # three classes and one of the two sites
     subset = write(tmp_path / "two.csv", (y != "versicolor") & (site == "north"))

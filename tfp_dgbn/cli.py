@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import math
 import os
 import sys
 
@@ -102,8 +103,9 @@ def build_parser():
 
     pred = sub.add_parser("predict", help="predictive distribution of an exported model")
     pred.add_argument("--model", required=True)
-    pred.add_argument("--features", type=float, nargs="+", required=True,
-                      help="feature values; one example per value for 1-feature models")
+    pred.add_argument("--features", nargs="+", required=True,
+                      help="feature values, one example after another (one per feature column, a word for a "
+                           "text column; or one number per input of `feature_names`)")
     pred.add_argument("--num-samples", type=int, default=64)
     pred.add_argument("--level", type=float, default=0.9)
 
@@ -277,6 +279,7 @@ def _evaluate(args):
         table = load_table(args.data, target, meta.get("feature_columns", meta.get("feature_names")),
                            integer_target=predictor.head.family not in REAL_FAMILIES,
                            labels=is_classes(predictor.head), class_names=meta.get("class_names"),
+                           num_classes=getattr(predictor.head, "num_classes", None),
                            categories=meta.get("categories"),
                            missing=meta.get("missing") if args.missing is None else args.missing)
         x, y = table.x, table.y
@@ -353,6 +356,38 @@ def _fit(args):
     _print_paths(result.paths)
 
 
+def _predict_inputs(path, predictor, values):
+    """``--features`` -> the model's inputs float64 [N, D]: one value per feature column (a word for a text
+    column, encoded as the model's metadata says), or one number per input (the one-hot form)."""
+    import numpy as np
+
+    meta, d = predictor.metadata, predictor.num_features
+    columns, categories = meta.get("feature_columns"), meta.get("categories")
+    if categories and columns:
+        from tfp_dgbn.dataset.tabular import encode_examples
+
+        try:
+            return encode_examples(values, columns, categories).astype("float64")
+        except InputError:
+            if len(values) % d or not all(_is_number(v) for v in values):
+                raise  # not the one-hot form either: the error names the column form, the one users write
+    words = [v for v in values if not _is_number(v)]
+    if words:  # only a model without text columns gets here with one
+        raise InputError(f"--features value {words[0]!r} is not a finite number ({path!r} has no text columns)")
+    if len(values) % d:
+        raise InputError(f"{path!r} takes {d} feature values per example ({' '.join(meta.get('feature_names', []))})"
+                         f", repeated for several; got {len(values)}")
+    return np.asarray(values, "float64").reshape(-1, d)
+
+
+def _is_number(text):
+    """Whether ``float(text)`` reads it as a finite number."""
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
 def _predict(args):
     import numpy as np
 
@@ -360,13 +395,9 @@ def _predict(args):
     from tfp_dgbn.predict import central_interval, is_classes, mixture
 
     predictor = tfp_dgbn.load(args.model)
-    names = predictor.metadata.get("feature_names", [])
-    if len(args.features) % predictor.num_features:
-        raise InputError(f"{args.model!r} takes {predictor.num_features} feature values per example "
-                         f"({' '.join(names)}), repeated for several; got {len(args.features)}")
     if not 0 < args.level < 1:
         raise InputError(f"--level must be in (0, 1), got {args.level}")
-    x = np.asarray(args.features, "float64").reshape(-1, predictor.num_features)
+    x = _predict_inputs(args.model, predictor, args.features)
     # One set of weight draws serves both the distribution and its summary.
     draws = predictor.draws(x, args.num_samples)
     dist = mixture(predictor.head, draws)

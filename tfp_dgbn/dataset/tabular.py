@@ -14,9 +14,11 @@ column is dropped (and counted), as is, in an NPZ number column, a row holding N
 
 The target is one column (``--target``); the features are the named columns,
 or every other column. Targets of Poisson heads must be non-negative integers.
-Class targets (``labels=True``) are either non-negative integers (label k is
-class k) or any text (CSV cells; NPZ string arrays): the distinct labels, sorted,
-are classes 0..K-1 and their names travel with the model (``class_names``).
+Class targets (``labels=True``) are integers or any text (CSV cells; NPZ string
+arrays). Integers 0..K-1, all present, are the classes themselves (label k is
+class k); other labels (text, or integers such as 1..3 or -1/+1) are named: the
+distinct labels, sorted (integers by value), are classes 0..K-1 and their names
+travel with the model (``class_names``).
 A feature column of text (every cell text, as a colour or a region) becomes one
 0/1 input per distinct value (one-hot, at most `MAX_CATEGORIES`), named
 ``column=value``; the categories travel with the model (``categories``).
@@ -124,7 +126,7 @@ def _read_npz(path, target, features):
 
 
 def load_table(path, target, features=None, integer_target=False, labels=False, class_names=None,
-               categories=None, missing=None):
+               num_classes=None, categories=None, missing=None):
     """Features and target from a CSV or NPZ file (module docstring).
 
     Args:
@@ -132,9 +134,11 @@ def load_table(path, target, features=None, integer_target=False, labels=False, 
       target: the target column's name.
       features: feature column names (default: every other column).
       integer_target: require non-negative integer targets (count heads).
-      labels: the target holds classes: non-negative integers, or text labels (module docstring).
+      labels: the target holds classes: integers or text labels (module docstring).
       class_names: with ``labels``, the class names a model was trained with (its metadata's
         ``class_names``): the file's labels are mapped onto them, and a label outside them is an error.
+      num_classes: with ``labels`` and no ``class_names``, the classes of a model whose labels are its class
+        indices: a label outside 0..num_classes-1 is an error (default None: decided from the file).
       categories: the text columns' categories a model was trained with (its metadata's ``categories``):
         those columns are encoded onto them (a value outside them is an error); default: each text
         column's sorted distinct values.
@@ -160,23 +164,27 @@ def load_table(path, target, features=None, integer_target=False, labels=False, 
         raise InputError(f"data file must end in .csv or .npz, got {path!r}")
     columns, rows, dropped = _drop_missing(path, columns, rows, missing)
     y = columns[target]
-    if labels and (class_names is not None or _is_text(y)):
-        y, class_names = _encode(path, target, y, class_names, rows, "the model's classes")
+    if labels:
+        y, class_names = _labels(path, target, y, class_names, num_classes, rows)
     else:
-        class_names = None
         y = _numbers(path, target, y, rows)
-        if integer_target or labels:
-            bad = np.flatnonzero((y < 0) | (y != np.round(y)))
-            if bad.size:
-                raise InputError(f"{path!r} row {rows[bad[0]]}, column {target!r} is {float(y[bad[0]])!r}: "
-                                 "a count/class target must be a non-negative integer")
-            y = y.astype("int64")
+        if integer_target:
+            y = _integers(path, target, y, rows, "a count target must be a non-negative integer", least=0)
         else:
             y = y.astype("float32")
-    given, categories, inputs, names = dict(categories or {}), {}, [], []
+    x, names, categories = _inputs(path, columns, features, rows, categories)
+    return Table(x, y, names, class_names, categories, features, dropped)
+
+
+def _inputs(path, columns, features, rows, given=None, text=None):
+    """The feature columns -> (x float32 [N, D], the D input names, text column -> its categories).
+
+    A column in ``given`` (a model's categories) is encoded onto them, one 0/1 input per category; a column
+    not in it is text when ``text`` is None and its cells are words (`_is_text`), else numbers."""
+    given, categories, inputs, names = dict(given or {}), {}, [], []
     for name in features:
         values = columns[name]
-        if name in given or _is_text(values):  # one input per category (one-hot)
+        if name in given or (text is None and _is_text(values)):  # one input per category (one-hot)
             codes, categories[name] = _encode(path, name, values, given.get(name), rows,
                                               f"the model's categories of {name!r}", MAX_CATEGORIES)
             inputs.append(np.eye(len(categories[name]))[codes])
@@ -184,8 +192,27 @@ def load_table(path, target, features=None, integer_target=False, labels=False, 
         else:
             inputs.append(_numbers(path, name, values, rows)[:, None])
             names.append(name)
-    return Table(np.concatenate(inputs, axis=1).astype("float32"), y, names, class_names, categories, features,
-                 dropped)
+    return np.concatenate(inputs, axis=1).astype("float32"), names, categories
+
+
+def encode_examples(values, columns, categories, source="--features"):
+    """Examples written as a file's cells (a word for a text column) -> the model's inputs.
+
+    Args:
+      values: strings or numbers, ``len(columns)`` per example, one example after another.
+      columns: a model's feature columns (its metadata's ``feature_columns``).
+      categories: its text columns' categories (metadata ``categories``); the other columns are numbers.
+      source: what errors name the values by (``'--features' row 2`` is the second example).
+
+    Returns:
+      x float32 [N, D], the model's D inputs (each text column one-hot onto its categories).
+    """
+    if not values or len(values) % len(columns):
+        raise InputError(f"{source} takes {len(columns)} values per example ({' '.join(columns)}), repeated for "
+                         f"several; got {len(values)}")
+    table = np.array([str(v).strip() for v in values], object).reshape(-1, len(columns))
+    cells = {name: table[:, j] for j, name in enumerate(columns)}
+    return _inputs(source, cells, columns, np.arange(1, len(table) + 1), categories, text=False)[0]
 
 
 def _drop_missing(path, columns, rows, missing):
@@ -203,6 +230,38 @@ def _drop_missing(path, columns, rows, missing):
         raise InputError(f"every row of {path!r} has a missing value ({', '.join(map(repr, marks))}) in a used "
                          "column")
     return {name: values[keep] for name, values in columns.items()}, rows[keep], int((~keep).sum())
+
+
+def _integers(path, name, numbers, rows, rule, least=None):
+    """float [N] -> int64 [N]; a non-integer (or one below ``least``) is an error naming its row and ``rule``."""
+    bad = np.flatnonzero((numbers != np.round(numbers)) | (numbers < (-np.inf if least is None else least)))
+    if bad.size:
+        raise InputError(f"{path!r} row {rows[bad[0]]}, column {name!r} is {float(numbers[bad[0]])!r}: {rule}")
+    return numbers.astype("int64")
+
+
+def _labels(path, name, values, known, num_classes, rows):
+    """Class targets -> (class indices int64 [N], class names or None); ``known``, ``num_classes``: `load_table`.
+
+    Integer labels 0..K-1, all present, are the class indices (no names); any other integers (UCI's 1..3,
+    -1/+1) are named classes like text, sorted by value, so no class exists that the data never holds."""
+    if _is_text(values):
+        return _encode(path, name, values, known, rows, "the model's classes")
+    numbers = _integers(path, name, _numbers(path, name, values, rows), rows, "a class label must be an integer "
+                        "or text")
+    if known is None and num_classes is not None:  # a model whose classes are label k = class k
+        bad = np.flatnonzero((numbers < 0) | (numbers >= num_classes))
+        if bad.size:
+            raise InputError(f"{path!r} row {rows[bad[0]]}, column {name!r} is {int(numbers[bad[0]])}, not one of "
+                             f"the model's classes 0..{num_classes - 1}")
+        return numbers, None
+    distinct = np.unique(numbers)
+    if known is None and np.array_equal(distinct, np.arange(len(distinct))):
+        return numbers, None
+    if known is None:
+        known = [str(v) for v in distinct]  # by value: -1 before 1, 2 before 10
+    # as names (a CSV's "1.0" and an NPZ's 1 are both "1")
+    return _encode(path, name, np.array([str(v) for v in numbers], object), known, rows, "the model's classes")
 
 
 def _is_text(values):
