@@ -49,7 +49,8 @@ def test_csv_errors_name_row_and_column(tmp_path):
     with pytest.raises(ValueError, match="row 2, column 'y' is 2.5: a class label must be an integer or text"):
         load_table(ok, "y", labels=True)
     words = _write(tmp_path / "words.csv", "x,kind,y\n0.1,red,b\n0.2,blue,a\n")
-    with pytest.raises(ValueError, match="row 2, column 'y' is not a number: 'b'"):
+    with pytest.raises(ValueError, match="column 'y' holds text \\('a', 'b'\\), not numbers: if these are "
+                                         "classes, fit them with --head categorical"):
         load_table(words, "y", features=["x"])
     x, y, names, classes = load_table(words, "y", features=["x"], labels=True)[:4]
     assert classes == ["a", "b"] and y.tolist() == [1, 0] and y.dtype == np.int64
@@ -145,7 +146,7 @@ def test_npz_columns_and_errors(tmp_path):
     assert y.dtype == np.int64 and names == ["x"]
     np.savez(path, x=np.arange(3.0), y=np.array(["dog", "cat", "dog"]))
     assert load_table(path, "y", labels=True).class_names == ["cat", "dog"]
-    with pytest.raises(ValueError, match="row 0, column 'y' is not a number: 'dog'"):
+    with pytest.raises(ValueError, match="column 'y' holds text \\('cat', 'dog'\\), not numbers"):
         load_table(path, "y")
     np.savez(path, x=np.array([0.0, np.nan]), y=np.zeros(2))
     with pytest.raises(ValueError, match="row 1, column 'x' is .*nan"):
@@ -195,3 +196,22 @@ def test_evaluate_a_toy_export_on_fresh_simulated_data(gaussian_fit, tmp_path):
                  "--num-samples", "32"]) == 0
     text = open(os.path.join(out, "report.md")).read()
     assert "Out of distribution" in text and "500 fresh examples of toy-gaussian" in text
+
+
+def test_a_target_of_few_integers_under_a_real_head_gets_a_note(tmp_path):
+    """Class codes (0/1/2) fitted with the default normal head: the run says so, and names the fix;
+    a measured target (many distinct values) or a categorical head gets no note."""
+    from tfp_dgbn.tasks import make_settings
+    from tfp_dgbn.tasks.table import TableTask
+
+    rng = np.random.default_rng(0)
+    codes = _write(tmp_path / "c.csv", "x,y\n" + "".join(f"{v:.3f},{k}\n" for v, k in
+                                                           zip(rng.normal(size=60), rng.integers(0, 3, 60))))
+    measured = _write(tmp_path / "m.csv", "x,y\n" + "".join(f"{v:.3f},{v + 1:.3f}\n" for v in rng.normal(size=60)))
+    for path, head, noted in ((codes, "normal", True), (codes, "categorical", False), (measured, "normal", False)):
+        said = []
+        TableTask().prepare(make_settings("table", data=path, target="y", head=head), said.append)
+        note = [m for m in said if m.startswith("note:")]
+        assert bool(note) == noted, (path, head, said)
+        if noted:
+            assert "holds only 3 distinct integers (0, 1, 2); the normal head" in note[0]

@@ -167,6 +167,10 @@ def load_table(path, target, features=None, integer_target=False, labels=False, 
     if labels:
         y, class_names = _labels(path, target, y, class_names, num_classes, rows)
     else:
+        if _is_text(y):  # words in the target: classes, most likely, given to a head for numbers
+            raise InputError(f"{path!r} column {target!r} holds text ({', '.join(map(repr, sorted(set(y))[:3]))}"
+                             f"{', ...' if len(set(y)) > 3 else ''}), not numbers: if these are classes, fit them "
+                             "with --head categorical")
         y = _numbers(path, target, y, rows)
         if integer_target:
             y = _integers(path, target, y, rows, "a count target must be a non-negative integer", least=0)

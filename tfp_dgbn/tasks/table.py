@@ -98,6 +98,12 @@ class TableTask(Task):
         head_kwargs = {}
         if s.head == "categorical":
             head_kwargs["num_classes"] = len(classes) if classes else int(y.max()) + 1
+        distinct = np.unique(y)
+        if s.head in REAL_FAMILIES + ("auto",) and len(distinct) <= 10 and len(y) >= 5 * len(distinct) and \
+                np.array_equal(distinct, np.round(distinct)):  # a class code read as a measurement?
+            progress(f"note: the target {s.target!r} holds only {len(distinct)} distinct integers "
+                     f"({', '.join(f'{v:g}' for v in distinct)}); the {s.head} head treats them as numbers on a "
+                     "line: if they are classes, fit them with --head categorical")
         if table.dropped:
             progress(f"{s.data}: {table.dropped} row{'s' * (table.dropped > 1)} with a missing value "
                      f"({', '.join(map(repr, s.missing))}) dropped")
