@@ -111,3 +111,5 @@ def test_predict_names_what_the_model_takes(tmp_path):
                                          "(a b c), repeated for several; got 2")
     code, err = _run(["predict", "--model", str(tmp_path / "m"), "--features", "1", "nan", "2"])
     assert code == 2 and "row 0, column 1 is nan" in err and "np.float64" not in err
+    code, err = _run(["predict", "--model", str(tmp_path / "m"), "--features", "1", "red", "2"])
+    assert code == 2 and f"--features value 'red' is not a number ('{tmp_path / 'm'}' has no text columns)" in err

@@ -101,7 +101,7 @@ def test_classes_get_probabilities_accuracy_and_no_intervals(tmp_path, capsys):
     assert loaded.metadata["class_names"] == ["1", "2", "3"] and list(row["probs_by_class"]) == ["1", "2", "3"]
     assert row["predicted_class"] == "1"  # at x = (1, 0, 0) the true probability of class 1 is 0.87
     assert main(["predict", "--model", str(tmp_path / "m"), "--features", "1", "red", "0"]) == 2
-    assert "--features value 'red' is not a finite number" in capsys.readouterr().err
+    assert "--features value 'red' is not a number" in capsys.readouterr().err
     # the file's labels map back onto the named classes: evaluate scores what fit's report scored
     assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", csv, "--out", str(tmp_path / "e")]) == 0
     assert json.loads((tmp_path / "e" / "metrics.json").read_text())["accuracy"] > 0.55

@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import inspect
 import json
-import math
 import os
 import sys
 
@@ -373,7 +372,7 @@ def _predict_inputs(path, predictor, values):
                 raise  # not the one-hot form either: the error names the column form, the one users write
     words = [v for v in values if not _is_number(v)]
     if words:  # only a model without text columns gets here with one
-        raise InputError(f"--features value {words[0]!r} is not a finite number ({path!r} has no text columns)")
+        raise InputError(f"--features value {words[0]!r} is not a number ({path!r} has no text columns)")
     if len(values) % d:
         raise InputError(f"{path!r} takes {d} feature values per example ({' '.join(meta.get('feature_names', []))})"
                          f", repeated for several; got {len(values)}")
@@ -381,9 +380,10 @@ def _predict_inputs(path, predictor, values):
 
 
 def _is_number(text):
-    """Whether ``float(text)`` reads it as a finite number."""
+    """Whether ``float(text)`` reads it (nan too: the predictor's check names its row and column)."""
     try:
-        return math.isfinite(float(text))
+        float(text)
+        return True
     except ValueError:
         return False
 
