@@ -180,15 +180,15 @@ def load_table(path, target, features=None, integer_target=False, labels=False, 
     return Table(x, y, names, class_names, categories, features, dropped)
 
 
-def _inputs(path, columns, features, rows, given=None, text=None):
+def _inputs(path, columns, features, rows, given=None, detect_text=True):
     """The feature columns -> (x float32 [N, D], the D input names, text column -> its categories).
 
     A column in ``given`` (a model's categories) is encoded onto them, one 0/1 input per category; a column
-    not in it is text when ``text`` is None and its cells are words (`_is_text`), else numbers."""
+    not in it is text with ``detect_text`` when its cells are words (`_is_text`), else numbers."""
     given, categories, inputs, names = dict(given or {}), {}, [], []
     for name in features:
         values = columns[name]
-        if name in given or (text is None and _is_text(values)):  # one input per category (one-hot)
+        if name in given or (detect_text and _is_text(values)):  # one input per category (one-hot)
             codes, categories[name] = _encode(path, name, values, given.get(name), rows,
                                               f"the model's categories of {name!r}", MAX_CATEGORIES)
             inputs.append(np.eye(len(categories[name]))[codes])
@@ -216,7 +216,7 @@ def encode_examples(values, columns, categories, source="--features"):
                          f"several; got {len(values)}")
     table = np.array([str(v).strip() for v in values], object).reshape(-1, len(columns))
     cells = {name: table[:, j] for j, name in enumerate(columns)}
-    return _inputs(source, cells, columns, np.arange(1, len(table) + 1), categories, text=False)[0]
+    return _inputs(source, cells, columns, np.arange(1, len(table) + 1), categories, detect_text=False)[0]
 
 
 def _drop_missing(path, columns, rows, missing):
@@ -236,9 +236,9 @@ def _drop_missing(path, columns, rows, missing):
     return {name: values[keep] for name, values in columns.items()}, rows[keep], int((~keep).sum())
 
 
-def _integers(path, name, numbers, rows, rule, least=None):
+def _integers(path, name, numbers, rows, rule, least=-np.inf):
     """float [N] -> int64 [N]; a non-integer (or one below ``least``) is an error naming its row and ``rule``."""
-    bad = np.flatnonzero((numbers != np.round(numbers)) | (numbers < (-np.inf if least is None else least)))
+    bad = np.flatnonzero((numbers != np.round(numbers)) | (numbers < least))
     if bad.size:
         raise InputError(f"{path!r} row {rows[bad[0]]}, column {name!r} is {float(numbers[bad[0]])!r}: {rule}")
     return numbers.astype("int64")
